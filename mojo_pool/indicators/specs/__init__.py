@@ -1,0 +1,1 @@
+"""Registry tables, one module per kernel family (``mojo_pool.ext.<family>``)."""

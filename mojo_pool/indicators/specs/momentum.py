@@ -1,0 +1,1 @@
+"""Registry table for the momentum kernel family (filled in as kernels land)."""

@@ -1,0 +1,1 @@
+"""Registry table for the statistic kernel family (filled in as kernels land)."""
