@@ -90,23 +90,34 @@ def ema_into(x, start, period, out):
 
 
 def wma_into(x, start, period, out):
-    """Linearly weighted moving average (weights 1..period); lookback period - 1."""
+    """Linearly weighted moving average (weights 1..period); lookback period - 1.
+
+    Two running sums move one bar per step: ``weighted`` = sum(w * x) with the
+    newest bar weighted ``period``, and ``plain`` = the window's sum,
+    subtracted once per step to age every weight by one. Both are rebuilt from
+    the window every 16 windows: their rounding errors scale with the largest
+    prices seen, and after a long fall they would swamp the current average.
+    """
     n = x.shape[0]
     first = start + period - 1
     fill_nan(out, first)
     if first >= n:
         return
     divider = period * (period + 1) / 2.0
-    # weighted = sum(w * x) with the newest value weighted `period`; plain is
-    # the unweighted window sum, subtracted once per step to age every weight.
     weighted = 0.0
     plain = 0.0
-    w = 1
-    for i in range(start, first):
-        weighted += x[i] * w
-        plain += x[i]
-        w += 1
+    countdown = 0
     for i in range(first, n):
+        if countdown == 0:
+            countdown = 16 * period
+            weighted = 0.0
+            plain = 0.0
+            w = 1
+            for j in range(i - period + 1, i):
+                weighted += x[j] * w
+                plain += x[j]
+                w += 1
+        countdown -= 1
         v = x[i]
         plain += v
         weighted += v * period
@@ -261,20 +272,44 @@ def kama(real, timeperiod, out):
 
 #pythran export midpoint(float64[:], int, float64[:])
 def midpoint(real, timeperiod, out):
-    """(max + min) / 2 over the window; lookback timeperiod - 1."""
+    """(highest + lowest) / 2 over the window; lookback timeperiod - 1.
+
+    The extremes are tracked with their index and rescanned only when they
+    leave the window (amortised O(1) a bar). TA-Lib tracks them the same way,
+    which also fixes how a NaN inside the window behaves: it is skipped by
+    the comparisons unless a rescan starts on it.
+    """
     n = real.shape[0]
     first = timeperiod - 1
     fill_nan(out, first)
-    for i in range(first, n):
-        lo = real[i - first]
-        hi = lo
-        for j in range(i - first + 1, i + 1):
-            v = real[j]
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
-        out[i] = (hi + lo) / 2.0
+    hi_at = -1
+    lo_at = -1
+    hi = 0.0
+    lo = 0.0
+    for today in range(first, n):
+        oldest = today - first
+        v = real[today]
+        if hi_at < oldest:
+            hi_at = oldest
+            hi = real[oldest]
+            for j in range(oldest + 1, today + 1):
+                if real[j] > hi:
+                    hi_at = j
+                    hi = real[j]
+        elif v >= hi:
+            hi_at = today
+            hi = v
+        if lo_at < oldest:
+            lo_at = oldest
+            lo = real[oldest]
+            for j in range(oldest + 1, today + 1):
+                if real[j] < lo:
+                    lo_at = j
+                    lo = real[j]
+        elif v <= lo:
+            lo_at = today
+            lo = v
+        out[today] = (hi + lo) / 2.0
 
 
 #pythran export bbands(float64[:], int, float64, float64, int, float64[:], float64[:], float64[:])
@@ -299,32 +334,65 @@ def bbands(real, timeperiod, nbdevup, nbdevdn, matype, upper, middle, lower):
         lower[i] = m - nbdevdn * d
 
 
-def stddev_window(x, period, first, out):
-    """Population standard deviation of each window x[i-period+1 : i+1], i >= first.
+def variance_window(x, period, first, out):
+    """Population variance of each window x[i-period+1 : i+1] for i >= first.
 
-    A sliding Welford update: the window mean and the sum of squared
-    deviations M2 move by terms the size of the spread, never of the price, so
-    prices near 1e6 with cents of spread keep full precision (the textbook
-    E[x^2] - E[x]^2 loses eight digits there).
+    Running sums of deviations from a shift near the window keep the sums at
+    the scale of the spread, not of the price (the textbook E[x^2] - E[x]^2
+    loses eight digits on prices near 1e6 with cents of spread). The shift is
+    re-anchored on the window mean, with a fresh two-pass over the window,
+    whenever cancellation could still cost digits: the variance fell below
+    1e-6 of the mean squared deviation, a far outlier just left the window, or
+    32 windows passed. An exactly flat window therefore gives exactly 0.
     """
     n = x.shape[0]
     if first >= n:
         return
-    mean = 0.0
-    m2 = 0.0
-    count = 0
-    for i in range(first - period + 1, first + 1):
-        count += 1
-        d = x[i] - mean
-        mean += d / count
-        m2 += d * (x[i] - mean)
     inv = 1.0 / period
-    out[first] = np.sqrt(m2 * inv) if m2 > 0.0 else 0.0
-    for i in range(first + 1, n):
-        incoming = x[i]
-        outgoing = x[i - period]
-        step = incoming - outgoing
-        new_mean = mean + step * inv
-        m2 += step * ((incoming - new_mean) + (outgoing - mean))
-        mean = new_mean
-        out[i] = np.sqrt(m2 * inv) if m2 > 0.0 else 0.0
+    oldest = first - period + 1
+    shift = x[oldest]
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(oldest, first):
+        d = x[j] - shift
+        s1 += d
+        s2 += d * d
+    countdown = 32 * period
+    for i in range(first, n):
+        d = x[i] - shift
+        s1 += d
+        s2 += d * d
+        mean = s1 * inv
+        var = s2 * inv - mean * mean
+        d = x[i - period + 1] - shift
+        s1 -= d
+        d2 = d * d
+        s2 -= d2
+        countdown -= 1
+        if var < 1e-6 * (s2 * inv) or d2 > 1e6 * s2 or countdown <= 0:
+            countdown = 32 * period
+            oldest = i - period + 1
+            total = 0.0
+            for j in range(oldest, i + 1):
+                total += x[j]
+            shift = total * inv
+            s1 = 0.0
+            s2 = 0.0
+            for j in range(oldest, i + 1):
+                d = x[j] - shift
+                s1 += d
+                s2 += d * d
+            mean = s1 * inv
+            var = s2 * inv - mean * mean
+            d = x[oldest] - shift
+            s1 -= d
+            s2 -= d * d
+        out[i] = var
+
+
+def stddev_window(x, period, first, out):
+    """sqrt of variance_window; non-positive variances give exactly 0."""
+    variance_window(x, period, first, out)
+    for i in range(first, x.shape[0]):
+        v = out[i]
+        out[i] = np.sqrt(v) if v > 0.0 else 0.0

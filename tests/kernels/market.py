@@ -1,0 +1,66 @@
+"""Synthetic market data for the parity tests: reproducible, and hostile where it counts.
+
+Every series is a seeded random walk with a trend, price gaps and flat
+stretches (where running sums must cancel to exactly zero), scaled to the
+requested price level so the same shapes are tried around 1e-6, 1 and 1e6.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Bars:
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def inputs(self, names: tuple[str, ...]) -> list[np.ndarray]:
+        """The arrays an indicator takes, ``real`` meaning the close."""
+        return [self.close if name == "real" else getattr(self, name) for name in names]
+
+
+def walk(n: int, seed: int, level: float = 100.0) -> np.ndarray:
+    """A positive random walk around ``level`` with trend, gaps and flat stretches."""
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(0.0, 0.01, n) + 0.0005 * np.sin(np.arange(n) / 250.0)
+    gaps = rng.random(n) < 0.01
+    steps[gaps] += rng.normal(0.0, 0.05, gaps.sum())
+    for _ in range(max(1, n // 500)):  # flat stretches: no move at all
+        begin = int(rng.integers(0, max(1, n)))
+        steps[begin:begin + int(rng.integers(5, 60))] = 0.0
+    return level * np.exp(np.cumsum(steps))
+
+
+def bars(n: int, seed: int = 0, level: float = 100.0) -> Bars:
+    """OHLCV bars consistent with one another (low <= open, close <= high)."""
+    rng = np.random.default_rng(seed + 1_000_003)
+    close = walk(n, seed, level)
+    open_ = np.empty(n)
+    if n:
+        open_[0] = close[0]
+        open_[1:] = close[:-1]
+    spread = np.abs(rng.normal(0.0, 0.004, n)) * close
+    flat = np.diff(close, prepend=close[:1]) == 0.0
+    spread[flat] = 0.0  # a flat stretch is flat in every field
+    high = np.maximum(open_, close) + spread
+    low = np.minimum(open_, close) - spread * rng.random(n)
+    volume = np.round(rng.lognormal(10.0, 1.0, n))
+    volume[rng.random(n) < 0.02] = 0.0
+    return Bars(open_, high, low, close, volume)
+
+
+def with_nan(b: Bars, leading: int = 0, interior: int | None = None) -> Bars:
+    """The same bars with NaN in the first ``leading`` rows and at ``interior``."""
+    def poke(values: np.ndarray, which: str) -> np.ndarray:
+        values = values.copy()
+        values[:leading] = np.nan
+        if interior is not None and which == "close":
+            values[interior] = np.nan
+        return values
+
+    return Bars(*(poke(getattr(b, f), f) for f in ("open", "high", "low", "close", "volume")))
