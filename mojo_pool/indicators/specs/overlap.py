@@ -11,7 +11,7 @@ def _ma_lookback(timeperiod: int, matype: int = 0) -> int:
     return {3: 2, 4: 3}.get(matype, 1) * (timeperiod - 1) + (1 if matype == 6 else 0)
 
 
-def _single(name: str, summary: str, default: int = 30, minimum: int = 2, lookback=None,
+def _single(name: str, summary: str, default: int = 30, minimum: int = 1, lookback=None,
             batch: str | None = None) -> Indicator:
     return Indicator(
         name=name, family="overlap", inputs=("real",), params=(period(default=default, minimum=minimum),),
@@ -31,7 +31,7 @@ register(
             lookback=lambda timeperiod: 3 * (timeperiod - 1)),
     _single("trima", "Triangular moving average (an SMA of an SMA)."),
     _single("kama", "Kaufman adaptive moving average.", lookback=lambda timeperiod: timeperiod),
-    _single("midpoint", "Midpoint of the window: (highest + lowest) / 2.", default=14),
+    _single("midpoint", "Midpoint of the window: (highest + lowest) / 2.", default=14, minimum=2),
     Indicator(
         name="bbands", family="overlap", inputs=("real",),
         params=(period(default=20), real("nbdevup", 2.0, help="deviations above the middle band"),
