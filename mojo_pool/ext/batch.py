@@ -1,7 +1,104 @@
-"""batch kernels (filled in as they land)."""
+"""Across-series kernels: many series per call, the series in the SIMD lanes.
+
+A single EMA, RSI or ATR is one long dependency chain (each bar needs the
+previous bar's state), so SIMD cannot speed up one series: measured, xsimd
+changes nothing there. Many series are independent chains, though, and laid
+out time-major -- ``x[t, s]`` is series ``s`` at bar ``t``, one row per bar,
+C-contiguous -- the inner loop over ``s`` runs the same step for 4 (AVX2) or 8
+(AVX-512) series per instruction.
+
+Called by ``mojo_pool.indicators.api.run_batch`` with every row of ``x`` free of
+leading NaN and ``n`` above the lookback. Each kernel computes exactly what the
+single-series kernel of the same name does, lane by lane (tests compare them);
+outputs are caller-owned ``(n, S)`` arrays.
+"""
 import numpy as np
 
 
-#pythran export _placeholder()
-def _placeholder():
-    return 0
+def fill_rows_nan(out, stop):
+    for t in range(min(stop, out.shape[0])):
+        for s in range(out.shape[1]):
+            out[t, s] = np.nan
+
+
+#pythran export sma(float64[:,:], int, float64[:,:])
+def sma(x, timeperiod, out):
+    """Simple moving average of every column; lookback timeperiod - 1."""
+    n, lanes = x.shape
+    first = timeperiod - 1
+    fill_rows_nan(out, first)
+    total = np.zeros(lanes)
+    for t in range(first):
+        for s in range(lanes):
+            total[s] += x[t, s]
+    inv = 1.0 / timeperiod
+    for t in range(first, n):
+        old = t - first
+        for s in range(lanes):
+            v = total[s] + x[t, s]
+            out[t, s] = v * inv
+            total[s] = v - x[old, s]
+
+
+#pythran export ema(float64[:,:], int, float64[:,:])
+def ema(x, timeperiod, out):
+    """EMA of every column, seeded with its first window's mean; lookback timeperiod - 1."""
+    n, lanes = x.shape
+    first = timeperiod - 1
+    fill_rows_nan(out, first)
+    for s in range(lanes):
+        out[first, s] = 0.0
+    for t in range(timeperiod):
+        for s in range(lanes):
+            out[first, s] += x[t, s]
+    for s in range(lanes):
+        out[first, s] /= timeperiod
+    k = 2.0 / (timeperiod + 1)
+    keep = 1.0 - k
+    for t in range(first + 1, n):
+        for s in range(lanes):
+            out[t, s] = out[t - 1, s] * keep + k * x[t, s]
+
+
+#pythran export rsi(float64[:,:], int, float64[:,:])
+def rsi(x, timeperiod, out):
+    """Wilder RSI of every column; lookback timeperiod.
+
+    Same steps as the single-series kernel: averages of gains and losses
+    seeded with the plain mean of the first ``timeperiod`` changes, then
+    Wilder-smoothed; 0 where both averages are 0 (a flat series).
+    """
+    n, lanes = x.shape
+    p = timeperiod
+    fill_rows_nan(out, p)
+    gain = np.zeros(lanes)
+    loss = np.zeros(lanes)
+    for t in range(1, p + 1):
+        for s in range(lanes):
+            d = x[t, s] - x[t - 1, s]
+            if d > 0.0:
+                gain[s] += d
+            else:
+                loss[s] -= d
+    inv = 1.0 / p
+    for s in range(lanes):
+        g = gain[s] * inv
+        lo = loss[s] * inv
+        gain[s] = g
+        loss[s] = lo
+        total = g + lo
+        out[p, s] = 100.0 * (g / total) if total != 0.0 else 0.0
+    keep = (p - 1) * inv
+    for t in range(p + 1, n):
+        for s in range(lanes):
+            d = x[t, s] - x[t - 1, s]
+            up = d if d > 0.0 else 0.0
+            down = up - d
+            g = gain[s] * keep + up * inv
+            lo = loss[s] * keep + down * inv
+            gain[s] = g
+            loss[s] = lo
+            # g is 0 whenever g + lo is, so dividing by 1 there yields the
+            # 0 a flat series needs, without a branch that blocks SIMD.
+            total = g + lo
+            out[t, s] = 100.0 * (g / (total if total != 0.0 else 1.0))

@@ -95,8 +95,10 @@ def wma_into(x, start, period, out):
     Two running sums move one bar per step: ``weighted`` = sum(w * x) with the
     newest bar weighted ``period``, and ``plain`` = the window's sum,
     subtracted once per step to age every weight by one. Both are rebuilt from
-    the window every 16 windows: their rounding errors scale with the largest
-    prices seen, and after a long fall they would swamp the current average.
+    the window every 8 * period outputs: their rounding errors scale with the
+    largest prices seen, and after a long fall they would swamp the current
+    average. The schedule is TA-Lib's (it decides where a series recovers
+    from an interior NaN, so it is part of the contract).
     """
     n = x.shape[0]
     first = start + period - 1
@@ -109,7 +111,9 @@ def wma_into(x, start, period, out):
     countdown = 0
     for i in range(first, n):
         if countdown == 0:
-            countdown = 16 * period
+            # The first build happens at the first output; the next after
+            # 8 * period - 1 more, then every 8 * period.
+            countdown = 8 * period if i > first else 8 * period - 1
             weighted = 0.0
             plain = 0.0
             w = 1
@@ -171,6 +175,12 @@ def kama_into(x, start, period, out):
     2- and 30-bar EMA constants, squared; seeded with the previous close.
     """
     n = x.shape[0]
+    if period == 1:
+        # TA-Lib's KAMA(1) is the input itself.
+        fill_nan(out, start)
+        for i in range(start, n):
+            out[i] = x[i]
+        return
     first = start + period
     fill_nan(out, first)
     if first >= n:
@@ -208,6 +218,7 @@ def ma_lookback(period, matype):
     if matype == MA_KAMA:
         return period
     return period - 1
+
 
 
 def ma_into(x, start, period, matype, out):

@@ -30,7 +30,7 @@ register(
     _single("tema", "Triple exponential moving average: 3*EMA - 3*EMA(EMA) + EMA(EMA(EMA)).",
             lookback=lambda timeperiod: 3 * (timeperiod - 1)),
     _single("trima", "Triangular moving average (an SMA of an SMA)."),
-    _single("kama", "Kaufman adaptive moving average.", lookback=lambda timeperiod: timeperiod),
+    _single("kama", "Kaufman adaptive moving average.", lookback=lambda timeperiod: 0 if timeperiod == 1 else timeperiod),
     _single("midpoint", "Midpoint of the window: (highest + lowest) / 2.", default=14, minimum=2),
     Indicator(
         name="bbands", family="overlap", inputs=("real",),
