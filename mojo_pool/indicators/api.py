@@ -8,9 +8,15 @@
 3. skips leading NaNs the way TA-Lib's Python wrapper does: the kernel sees
    the series from the first index where every input is defined, and the
    outputs are NaN up to that index plus the lookback;
-4. for 2-D input (rows = series) runs the across-series kernel when the
-   indicator has one (time-major layout, series in the SIMD lanes), else the
-   single-series kernel row by row.
+4. for 2-D input (rows = series) calls the generated ``rows`` kernel, which
+   loops over the rows in compiled code; for time-major 2-D input (one bar
+   per row) it calls the across-series ``lanes`` kernel, series in the SIMD
+   lanes, where the indicator has one.
+
+Why rows are the default batch layout (measured, 512 series x 2,000 bars,
+EMA-30): the across-series kernel takes 0.18 ms but transposing in and out
+of the time-major layout costs 1.4 ms; the row loop over the chain-broken
+single-series kernel takes 0.36 ms with no copy (TA-Lib in a loop: 2.3 ms).
 """
 from __future__ import annotations
 
@@ -86,36 +92,68 @@ def run_series(indicator: Indicator, series: Sequence[np.ndarray], params: Mappi
         kernel(*series, *params.values(), *outs)
 
 
-def run_batch(indicator: Indicator, series: Sequence[np.ndarray], params: Mapping[str, object],
-              lookback: int, backend_name: str, outs: Sequence[np.ndarray]) -> None:
-    """Rows of 2-D inputs, through the across-series kernel where one exists."""
+def clean_rows(series: Sequence[np.ndarray]) -> np.ndarray:
+    """Mask of the 2-D rows with no NaN in their first column (every input)."""
+    clean = ~np.isnan(series[0][:, 0])
+    for values in series[1:]:
+        clean &= ~np.isnan(values[:, 0])
+    return clean
+
+
+def run_rows(indicator: Indicator, series: Sequence[np.ndarray], params: Mapping[str, object],
+             lookback: int, backend_name: str, outs: Sequence[np.ndarray]) -> None:
+    """Rows of 2-D inputs (rows = series), in one compiled call where possible.
+
+    Rows that start with NaN (a symbol listed later than the others) need
+    their own start index and go through the single-series path one by one.
+    """
     family = ext.load(indicator.family, backend_name)
-    rows = series[0].shape[0]
-    n = series[0].shape[1]
-    lanes = np.arange(rows)
-    if indicator.batch is not None and n > lookback:
-        # Rows with a leading NaN start late and cannot share SIMD lanes with
-        # the others: they take the single-series path below.
-        clean = ~np.isnan(series[0][:, 0])
-        for values in series[1:]:
-            clean &= ~np.isnan(values[:, 0])
-        lanes = np.flatnonzero(~clean)
-        if clean.any():
-            batch = getattr(ext.load("batch", backend_name), indicator.batch)
-            chosen = slice(None) if clean.all() else clean
-            time_major = [np.ascontiguousarray(values[chosen].T) for values in series]
-            results = [np.empty_like(time_major[0]) for _ in outs]
-            batch(*time_major, *params.values(), *results)
+    rows, n = series[0].shape
+    late = np.arange(rows)
+    if backend_name == "compiled" and n > lookback and rows:
+        clean = clean_rows(series)
+        late = np.flatnonzero(~clean)
+        kernel = getattr(ext.load("rows", "compiled"), indicator.name)
+        if late.size == 0:
+            kernel(*series, *params.values(), *outs)
+        elif late.size < rows:
+            chosen = [np.ascontiguousarray(values[clean]) for values in series]
+            results = [np.empty_like(chosen[0]) for _ in outs]
+            kernel(*chosen, *params.values(), *results)
             for out, result in zip(outs, results):
-                out[chosen] = result.T
-    for row in lanes:
+                out[clean] = result
+    for row in late:
         run_series(indicator, [values[row] for values in series], params, lookback, family,
                    [out[row] for out in outs])
 
 
+def run_lanes(indicator: Indicator, series: Sequence[np.ndarray], params: Mapping[str, object],
+              lookback: int, backend_name: str, outs: Sequence[np.ndarray]) -> None:
+    """Time-major 2-D inputs (``x[t, s]``), series in the SIMD lanes.
+
+    Used when the data already arrives one row per bar: the across-series
+    kernel needs no transposition. Without such a kernel, or with a series
+    that starts with NaN, the data is transposed to rows and back.
+    """
+    n = series[0].shape[0]
+    if indicator.lanes is not None and backend_name == "compiled" and n > lookback:
+        if bool(clean_rows([values.T for values in series]).all()):
+            getattr(ext.load("lanes", "compiled"), indicator.lanes)(*series, *params.values(), *outs)
+            return
+    by_rows = [np.ascontiguousarray(values.T) for values in series]
+    results = [np.empty_like(by_rows[0]) for _ in outs]
+    run_rows(indicator, by_rows, params, lookback, backend_name, results)
+    for out, result in zip(outs, results):
+        out[...] = result.T
+
+
 def compute(indicator: Indicator, arrays: Sequence[object], params: Mapping[str, object] | None = None,
-            backend_name: str | None = None) -> Outputs:
-    """Every output of ``indicator`` over ``arrays``, in TA-Lib's order."""
+            backend_name: str | None = None, time_major: bool = False) -> Outputs:
+    """Every output of ``indicator`` over ``arrays``, in TA-Lib's order.
+
+    2-D inputs hold one series per row, or one bar per row with
+    ``time_major=True`` (outputs then have the same layout).
+    """
     checked = indicator.check_params(params or {})
     series = as_series(indicator, arrays)
     lookback = indicator.lookback(**checked)
@@ -123,6 +161,8 @@ def compute(indicator: Indicator, arrays: Sequence[object], params: Mapping[str,
     outs = tuple(np.empty(series[0].shape) for _ in indicator.outputs)
     if series[0].ndim == 1:
         run_series(indicator, series, checked, lookback, ext.load(indicator.family, chosen), outs)
+    elif time_major:
+        run_lanes(indicator, series, checked, lookback, chosen, outs)
     else:
-        run_batch(indicator, series, checked, lookback, chosen, outs)
+        run_rows(indicator, series, checked, lookback, chosen, outs)
     return outs

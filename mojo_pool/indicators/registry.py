@@ -95,9 +95,9 @@ class Indicator:
     outputs: tuple[str, ...]
     lookback: Callable[..., int]  # called with the checked parameters as keywords
     summary: str
-    # Name of the across-series kernel in ext.batch (series in SIMD lanes), or
-    # None: batches of this indicator run the single-series kernel per row.
-    batch: str | None = None
+    # Name of the across-series kernel in ext.lanes for time-major batches
+    # (one bar per row, series in the SIMD lanes), or None.
+    lanes: str | None = None
     # Extra checks across parameters, raising ValueError (e.g. fast < slow).
     validate: Callable[..., None] | None = None
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)

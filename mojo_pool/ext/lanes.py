@@ -7,7 +7,7 @@ out time-major -- ``x[t, s]`` is series ``s`` at bar ``t``, one row per bar,
 C-contiguous -- the inner loop over ``s`` runs the same step for 4 (AVX2) or 8
 (AVX-512) series per instruction.
 
-Called by ``mojo_pool.indicators.api.run_batch`` with every row of ``x`` free of
+Called by ``mojo_pool.indicators.api.run_lanes`` with every column of ``x`` free of
 leading NaN and ``n`` above the lookback. Each kernel computes exactly what the
 single-series kernel of the same name does, lane by lane (tests compare them);
 outputs are caller-owned ``(n, S)`` arrays.
