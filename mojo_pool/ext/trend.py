@@ -21,7 +21,7 @@ Conventions shared with TA-Lib:
   (or DM sum) that is > 0, so a NaN or non-positive one gives 0 / no DX;
   NATR divides by any close != 0 (a NaN close gives NaN, a 0 close 0).
 """
-from .overlap import fill_nan
+from .overlap import ema_seeded, fill_nan
 
 
 def _true_range(high, low, prev_close):
@@ -58,40 +58,44 @@ def trange_into(high, low, close, out):
     """True range; out[0] is NaN (no previous close)."""
     n = high.shape[0]
     fill_nan(out, 1)
-    for i in range(1, n):
-        out[i] = _true_range(high[i], low[i], close[i - 1])
+    # Aligned views instead of close[i - 1]: Pythran guards an index that may
+    # be negative on every access, which costs more than the arithmetic here.
+    h = high[1:]
+    lo = low[1:]
+    prev_close = close[:n - 1]
+    dest = out[1:]
+    for j in range(n - 1):
+        dest[j] = _true_range(h[j], lo[j], prev_close[j])
 
 
 def atr_into(high, low, close, period, normalize, out):
     """Wilder's average true range, lookback ``period``.
 
-    Seeded with the mean of the true ranges of bars 1..period. With
-    ``normalize`` the output is 100 * ATR / close (0 where the close is 0).
-    ``period`` 1 runs the same recurrence (prev * 0 + tr): the true range for
-    finite input, but a NaN high or low poisons every later bar, as in TA-Lib.
+    Seeded with the mean of the true ranges of bars 1..period, then
+    smoothed in place over the true ranges by ``ema_seeded`` (k = 1/period,
+    four bars per step of the dependency chain). With ``normalize`` the
+    output is 100 * ATR / close (0 where the close is 0). ``period`` 1 runs
+    the same recurrence (prev * 0 + tr): the true range for finite input,
+    but a NaN high or low poisons every later bar, as in TA-Lib.
     """
     n = high.shape[0]
-    fill_nan(out, period)
     if period >= n:
+        fill_nan(out, n)
         return
+    trange_into(high, low, close, out)
     total = 0.0
     for i in range(1, period + 1):
-        total += _true_range(high[i], low[i], close[i - 1])
-    inv = 1.0 / period
-    keep = 1.0 - inv
-    prev = total / period
+        total += out[i]
+    seed = total / period
+    # out holds the true ranges: ema_seeded reads each group of four before
+    # it overwrites them with the averages.
+    ema_seeded(out, period + 1, seed, 1.0 / period, out)
+    out[period] = seed
+    fill_nan(out, period)
     if normalize:
-        c = close[period]
-        out[period] = prev / c * 100.0 if c != 0.0 else 0.0
-        for i in range(period + 1, n):
-            prev = prev * keep + _true_range(high[i], low[i], close[i - 1]) * inv
+        for i in range(period, n):
             c = close[i]
-            out[i] = prev / c * 100.0 if c != 0.0 else 0.0
-    else:
-        out[period] = prev
-        for i in range(period + 1, n):
-            prev = prev * keep + _true_range(high[i], low[i], close[i - 1]) * inv
-            out[i] = prev
+            out[i] = out[i] / c * 100.0 if c != 0.0 else 0.0
 
 
 def di_into(high, low, close, period, minus, out):

@@ -6,6 +6,8 @@
 2. Rows that start with NaN (a symbol listed later) and rows shorter than the
    lookback in effect (all NaN but the last few) are handled per row.
 3. A batch of one series, and a batch of series shorter than the lookback.
+4. Time-major input (one bar per row, ``time_major=True``) gives the
+   transposed result, through the across-series kernel where one exists.
 """
 from __future__ import annotations
 
@@ -56,3 +58,15 @@ def test_3_single_row_and_short_batches(name: str) -> None:
     short = stacked(indicator.inputs, range(4), 5)
     for out in indicators.compute(indicator, short):
         assert out.shape == (4, 5) and np.isnan(out).all()
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_4_time_major_batches(name: str) -> None:
+    indicator = REGISTRY[name]
+    by_rows = stacked(indicator.inputs, range(24), 300)
+    by_rows[0][3, :30] = np.nan  # one late series forces the transposing path too
+    for inputs in (stacked(indicator.inputs, range(24), 300), by_rows):
+        expected = indicators.compute(indicator, inputs)
+        got = indicators.compute(indicator, [np.ascontiguousarray(v.T) for v in inputs], time_major=True)
+        for out_name, e, g in zip(indicator.outputs, expected, got):
+            np.testing.assert_allclose(g.T, e, rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=f"{name}.{out_name}")

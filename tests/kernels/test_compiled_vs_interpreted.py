@@ -3,7 +3,7 @@
 1. For every indicator, default parameters, a 300-bar series: the Pythran
    build and the interpreted module give the same outputs (to rounding: the
    compiler may fuse a multiply and an add into one FMA).
-2. The same for every across-series (batch) kernel on 40 series.
+2. The same for every across-series (``lanes``) kernel on 40 time-major series.
 """
 from __future__ import annotations
 
@@ -34,12 +34,12 @@ def test_1_single_series(name: str) -> None:
         assert close_enough(a, b), f"{name}.{out_name}: compiled and interpreted differ"
 
 
-@pytest.mark.parametrize("name", sorted(n for n, i in REGISTRY.items() if i.batch))
-def test_2_batch_kernels(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(n for n, i in REGISTRY.items() if i.lanes))
+def test_2_lanes_kernels(name: str) -> None:
     indicator = REGISTRY[name]
     rows = [bars(250, seed=s).inputs(indicator.inputs) for s in range(40)]
-    stacked = [np.stack([row[k] for row in rows]) for k in range(len(indicator.inputs))]
-    compiled = indicators.compute(indicator, stacked, backend_name="compiled")
-    interpreted = indicators.compute(indicator, stacked, backend_name="interpreted")
+    stacked = [np.stack([row[k] for row in rows], axis=1) for k in range(len(indicator.inputs))]
+    compiled = indicators.compute(indicator, stacked, backend_name="compiled", time_major=True)
+    interpreted = indicators.compute(indicator, stacked, backend_name="interpreted", time_major=True)
     for out_name, a, b in zip(indicator.outputs, compiled, interpreted):
         assert close_enough(a, b), f"{name}.{out_name}: compiled and interpreted batch kernels differ"
