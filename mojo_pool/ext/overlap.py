@@ -154,29 +154,32 @@ def wma_into(x, start, period, out):
     fill_nan(out, first)
     if first >= n:
         return
-    divider = period * (period + 1) / 2.0
+    scale = 2.0 / (period * (period + 1.0))  # 1 / sum of the weights
     weighted = 0.0
     plain = 0.0
     countdown = 0
-    for i in range(first, n):
+    entering = x[first:]
+    leaving = x[start:n - period + 1]
+    dest = out[first:]
+    for j in range(n - first):
         if countdown == 0:
             # The first build happens at the first output; the next after
             # 8 * period - 1 more, then every 8 * period.
-            countdown = 8 * period if i > first else 8 * period - 1
+            countdown = 8 * period if j > 0 else 8 * period - 1
             weighted = 0.0
             plain = 0.0
             w = 1
-            for j in range(i - period + 1, i):
-                weighted += x[j] * w
-                plain += x[j]
+            for k in range(start + j, first + j):
+                weighted += x[k] * w
+                plain += x[k]
                 w += 1
         countdown -= 1
-        v = x[i]
-        plain += v
-        weighted += v * period
-        out[i] = weighted / divider
-        weighted -= plain
-        plain -= x[i - period + 1]
+        v = entering[j]
+        # One add per chain per bar, the rest computed beside the chains.
+        with_v = plain + v
+        dest[j] = (weighted + v * period) * scale
+        weighted = weighted + (v * period - with_v)
+        plain = plain + (v - leaving[j])
 
 
 def dema_into(x, start, period, out):
@@ -376,10 +379,9 @@ def midpoint(real, timeperiod, out):
 def bbands(real, timeperiod, nbdevup, nbdevdn, matype, upper, middle, lower):
     """Bollinger bands around MA(matype) with the population standard deviation.
 
-    The deviation is taken about the window mean (not the MA of another type)
-    in two passes over the window's running sums of centred values, which
-    avoids the cancellation of E[x^2] - E[x]^2 on prices far from zero.
-    Lookback is the MA's.
+    The deviation is taken about the window mean (not the MA of another
+    type), from ``variance_window``'s cancellation-free running sums. Lookback
+    is the MA's.
     """
     n = real.shape[0]
     ma_into(real, 0, timeperiod, matype, middle)
@@ -418,28 +420,35 @@ def variance_window(x, period, first, out):
         s1 += d
         s2 += d * d
     countdown = 32 * period
-    for i in range(first, n):
-        d = x[i] - shift
-        s1 += d
-        s2 += d * d
-        mean = s1 * inv
-        var = s2 * inv - mean * mean
-        d = x[i - period + 1] - shift
-        s1 -= d
-        d2 = d * d
-        s2 -= d2
+    # Views of the bars entering and leaving each window (see sma_into for
+    # why not x[i - period + 1]); s1 and s2 move by (in - out) terms computed
+    # off the dependency chain, one add each per bar.
+    entering = x[first:]
+    leaving = x[first - period + 1:n - period + 1]
+    dest = out[first:]
+    for j in range(n - first):
+        din = entering[j] - shift
+        dout = leaving[j] - shift
+        full1 = s1 + din
+        full2 = s2 + din * din
+        mean = full1 * inv
+        var = full2 * inv - mean * mean
+        d2 = dout * dout
+        s1 = s1 + (din - dout)
+        s2 = s2 + (din * din - d2)
         countdown -= 1
         if var < 1e-6 * (s2 * inv) or d2 > 1e6 * s2 or countdown <= 0:
             countdown = 32 * period
+            i = first + j
             oldest = i - period + 1
             total = 0.0
-            for j in range(oldest, i + 1):
-                total += x[j]
+            for k in range(oldest, i + 1):
+                total += x[k]
             shift = total * inv
             s1 = 0.0
             s2 = 0.0
-            for j in range(oldest, i + 1):
-                d = x[j] - shift
+            for k in range(oldest, i + 1):
+                d = x[k] - shift
                 s1 += d
                 s2 += d * d
             mean = s1 * inv
@@ -447,7 +456,7 @@ def variance_window(x, period, first, out):
             d = x[oldest] - shift
             s1 -= d
             s2 -= d * d
-        out[i] = var
+        dest[j] = var
 
 
 def stddev_window(x, period, first, out):
