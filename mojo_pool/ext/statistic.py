@@ -1,7 +1,109 @@
-"""statistic kernels (filled in as they land)."""
+"""Windowed statistics (TA-Lib's "statistic functions"): deviation, variance, linear regression.
+
+Pythran kernels under the contract stated in ``overlap``'s docstring.
+"""
 import numpy as np
 
+from .overlap import fill_nan, variance_window
 
-#pythran export _placeholder()
-def _placeholder():
-    return 0
+# What linreg_window writes.
+LINREG_VALUE = 0  # the fitted line at the newest bar (LINEARREG)
+LINREG_SLOPE = 1  # the fitted slope per bar (LINEARREG_SLOPE)
+
+
+def linreg_window(x, period, kind, out):
+    """Least-squares line through each window x[i-period+1 : i+1]; lookback period - 1.
+
+    Bars are numbered by age, a = 0 (newest) .. period - 1 (oldest), and two
+    running sums move one bar per step: ``sum_y`` = sum(x) and ``sum_ay`` =
+    sum(a * x). A step ages every bar by one (adds ``sum_y``), drops the
+    bar that reaches age ``period`` and takes the new bar at age 0. With
+    S_a = sum(a) and S_aa = sum(a^2), the slope per bar forward in time is
+    (period * sum_ay - S_a * sum_y) / (S_a^2 - period * S_aa), the line's
+    intercept at the oldest bar (sum_y - slope * S_a) / period, and its value
+    at the newest bar intercept + slope * (period - 1).
+
+    The sums are raw (not shifted), rebuilt from the window at the first
+    output and then every 32 * period outputs, in the order TA-Lib uses:
+    that makes the rounding drift (which on a long fall from 100 to 0.06
+    with a period in the thousands reaches 1e-9 relative, in TA-Lib too) the
+    same as TA-Lib's, and the output recover from an interior NaN at the
+    same bar (until the next rebuild, NaN). The slope is bit-identical to
+    TA-Lib's; the value differs at most in its last bit, where TA-Lib's
+    build fuses the final multiply-add.
+    """
+    n = x.shape[0]
+    first = period - 1
+    fill_nan(out, first)
+    if first >= n:
+        return
+    p = float(period)
+    sum_a = p * (p - 1.0) * 0.5
+    sum_aa = p * (p - 1.0) * (2.0 * p - 1.0) / 6.0  # exact: below 2^53 for any period allowed
+    divisor = sum_a * sum_a - p * sum_aa
+    top = p - 1.0
+    sum_y = 0.0
+    sum_ay = 0.0
+    countdown = 0
+    for i in range(first, n):
+        if countdown == 0:
+            countdown = 32 * period
+            sum_y = 0.0
+            sum_ay = 0.0
+            for age in range(first, -1, -1):
+                v = x[i - age]
+                sum_y += v
+                sum_ay += age * v
+        else:
+            leaving = x[i - period]
+            sum_ay = sum_ay + sum_y - p * leaving
+            sum_y = sum_y - leaving + x[i]
+        countdown -= 1
+        slope = (p * sum_ay - sum_a * sum_y) / divisor
+        if kind == LINREG_SLOPE:
+            out[i] = slope
+        else:
+            out[i] = (sum_y - slope * sum_a) / p + slope * top
+
+
+#pythran export stddev(float64[:], int, float, float64[:])
+def stddev(real, timeperiod, nbdev, out):
+    """Population standard deviation of the window times ``nbdev``; lookback timeperiod - 1.
+
+    A non-positive variance gives exactly 0 (the current TA-Lib has no
+    absolute 1e-14 floor any more, older releases had); NaN stays NaN; a
+    negative ``nbdev`` flips the sign.
+    """
+    n = real.shape[0]
+    first = timeperiod - 1
+    fill_nan(out, first)
+    variance_window(real, timeperiod, first, out)
+    for i in range(first, n):
+        v = out[i]
+        if v <= 0.0:
+            out[i] = 0.0
+        else:
+            out[i] = np.sqrt(v) * nbdev
+
+
+#pythran export var(float64[:], int, float, float64[:])
+def var(real, timeperiod, nbdev, out):
+    """Population variance of the window; lookback timeperiod - 1.
+
+    ``nbdev`` is accepted and ignored, as TA-Lib ignores it. Period 1 gives 0.
+    """
+    first = timeperiod - 1
+    fill_nan(out, first)
+    variance_window(real, timeperiod, first, out)
+
+
+#pythran export linearreg(float64[:], int, float64[:])
+def linearreg(real, timeperiod, out):
+    """Least-squares line over the window, evaluated at its newest bar; lookback timeperiod - 1."""
+    linreg_window(real, timeperiod, LINREG_VALUE, out)
+
+
+#pythran export linearreg_slope(float64[:], int, float64[:])
+def linearreg_slope(real, timeperiod, out):
+    """Slope per bar of the least-squares line over the window; lookback timeperiod - 1."""
+    linreg_window(real, timeperiod, LINREG_SLOPE, out)

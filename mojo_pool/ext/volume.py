@@ -1,7 +1,261 @@
-"""volume kernels (filled in as they land)."""
+"""Indicators that weigh price by traded volume (TA-Lib's "volume indicators"), plus a rolling VWAP.
+
+Pythran kernels under the contract stated in ``overlap``'s docstring. The
+cumulative lines (OBV, AD and the AD line inside ADOSC) are running totals
+over the whole series, so they are computed with TA-Lib's exact operation
+order: a total that crosses zero has no relative precision to spare, and
+only the same roundings keep it within tolerance there.
+"""
 import numpy as np
 
+from .overlap import fill_nan
 
-#pythran export _placeholder()
-def _placeholder():
-    return 0
+
+def ad_increment(high, low, close, volume):
+    """One bar's accumulation/distribution: the close location value times volume.
+
+    ((close - low) - (high - close)) / (high - low) * volume, and nothing
+    for a bar without range (high <= low), as TA-Lib does.
+    """
+    spread = high - low
+    if spread > 0.0:
+        return (close - low - (high - close)) / spread * volume
+    return 0.0
+
+
+#pythran export obv(float64[:], float64[:], float64[:])
+def obv(real, volume, out):
+    """On-balance volume; lookback 0.
+
+    Starts at the first bar's volume (TA-Lib's convention, not at 0); each
+    later bar adds its volume when the price rose, subtracts it when the price
+    fell and leaves the total alone otherwise. A NaN price compares neither
+    up nor down, so it and the bar after it leave the total unchanged.
+    """
+    n = real.shape[0]
+    if n == 0:
+        return
+    total = volume[0]
+    prev = real[0]
+    for i in range(n):
+        price = real[i]
+        if price > prev:
+            total += volume[i]
+        elif price < prev:
+            total -= volume[i]
+        out[i] = total
+        prev = price
+
+
+#pythran export ad(float64[:], float64[:], float64[:], float64[:], float64[:])
+def ad(high, low, close, volume, out):
+    """Chaikin accumulation/distribution line, cumulative from the first bar; lookback 0."""
+    total = 0.0
+    for i in range(high.shape[0]):
+        total += ad_increment(high[i], low[i], close[i], volume[i])
+        out[i] = total
+
+
+#pythran export adosc(float64[:], float64[:], float64[:], float64[:], int, int, float64[:])
+def adosc(high, low, close, volume, fastperiod, slowperiod, out):
+    """Chaikin A/D oscillator: EMA(fastperiod) - EMA(slowperiod) of the AD line.
+
+    Lookback max(fastperiod, slowperiod) - 1. Unlike TA-Lib's EMA (seeded with
+    a window mean), both EMAs start at the first bar's AD value and run from
+    there with k = 2 / (period + 1); the first output comes after the slower
+    one's lookback. ``fastperiod`` need not be the smaller: the result is
+    always EMA(fastperiod) - EMA(slowperiod).
+
+    The oscillator is a small difference of two EMAs of a line that grows to
+    1e8 and more, so near its zero crossings only its absolute error (a few
+    ulps of the line) is meaningful, not its relative one.
+    """
+    n = high.shape[0]
+    first = max(fastperiod, slowperiod) - 1
+    fill_nan(out, first)
+    if first >= n:
+        return
+    fast_k = 2.0 / (fastperiod + 1.0)
+    fast_keep = 1.0 - fast_k
+    slow_k = 2.0 / (slowperiod + 1.0)
+    slow_keep = 1.0 - slow_k
+    line = ad_increment(high[0], low[0], close[0], volume[0])
+    fast = line
+    slow = line
+    for i in range(1, n):
+        line += ad_increment(high[i], low[i], close[i], volume[i])
+        fast = fast * fast_keep + fast_k * line
+        slow = slow * slow_keep + slow_k * line
+        if i >= first:
+            out[i] = fast - slow
+
+
+#pythran export mfi(float64[:], float64[:], float64[:], float64[:], int, float64[:])
+def mfi(high, low, close, volume, timeperiod, out):
+    """Money flow index over ``timeperiod`` typical-price moves; lookback timeperiod.
+
+    Money flow is typical price (h + l + c) / 3 times volume, counted as
+    positive when the typical price rose from the previous bar and negative
+    when it fell. MFI = 100 * positive / (positive + negative) over the
+    window. Conventions of the current TA-Lib, reproduced here:
+
+    * a move within 1e-14 of (|tp| + |previous tp|) counts as no move: such a
+      bar contributes nothing to either side;
+    * the two window sums are running sums; after ``timeperiod`` consecutive
+      bars that contributed nothing they are reset to exactly 0 (an empty
+      window is then recognised exactly, and a NaN that entered the sums is
+      flushed out only then);
+    * an empty window gives 0, and the positive sum is clamped into
+      [0, total] against rounding.
+    """
+    n = high.shape[0]
+    fill_nan(out, timeperiod)
+    if timeperiod >= n:
+        return
+    pos_ring = np.empty(timeperiod)
+    neg_ring = np.empty(timeperiod)
+    slot = 0
+    prev = (high[0] + low[0] + close[0]) / 3.0
+    pos_sum = 0.0
+    neg_sum = 0.0
+    null_run = 0
+    for i in range(1, n):
+        if i > timeperiod:
+            pos_sum -= pos_ring[slot]
+            neg_sum -= neg_ring[slot]
+        tp = (high[i] + low[i] + close[i]) / 3.0
+        move = tp - prev
+        scale = abs(tp) + abs(prev)
+        prev = tp
+        flow = tp * volume[i]
+        if abs(move) <= 1e-14 * scale:
+            flow = 0.0
+        pos_flow = flow
+        neg_flow = 0.0
+        if move < 0.0:
+            pos_flow = 0.0
+            neg_flow = flow
+        pos_ring[slot] = pos_flow
+        neg_ring[slot] = neg_flow
+        pos_sum += pos_flow
+        neg_sum += neg_flow
+        if flow == 0.0:
+            null_run += 1
+        else:
+            null_run = 0
+        if null_run >= timeperiod:
+            null_run = timeperiod
+            pos_sum = 0.0
+            neg_sum = 0.0
+        slot += 1
+        if slot == timeperiod:
+            slot = 0
+        if i >= timeperiod:
+            total = pos_sum + neg_sum
+            pos = pos_sum
+            if pos < 0.0:
+                pos = 0.0
+            elif pos > total:
+                pos = total
+            if total <= 0.0:
+                out[i] = 0.0
+            else:
+                out[i] = 100.0 * (pos / total)
+
+
+def compensated_add(total, carry, x):
+    """total + x as Neumaier's compensated sum: the new total and rounding carry.
+
+    The running value is total + carry; the carry collects each addition's
+    rounding error exactly, so adding and later subtracting the same terms
+    leaves no residue worth mentioning, however many steps pass.
+    """
+    t = total + x
+    if abs(total) >= abs(x):
+        carry += (total - t) + x
+    else:
+        carry += (x - t) + total
+    return t, carry
+
+
+#pythran export vwap(float64[:], float64[:], float64[:], float64[:], float64[:])
+def vwap(high, low, close, volume, out):
+    """TA-Lib's VWAP: cumulative sum(tp * volume) / cumulative sum(volume) from the first bar.
+
+    tp = (high + low + close) / 3; 0 while nothing has traded yet; lookback 0.
+    A bar with a NaN in any input is left out of both sums, as TA-Lib does
+    (the output repeats the previous value there).
+    """
+    pv = 0.0
+    vol = 0.0
+    for i in range(high.shape[0]):
+        v = volume[i]
+        flow = (high[i] + low[i] + close[i]) / 3.0 * v
+        if flow == flow:
+            pv += flow
+            vol += v
+        out[i] = pv / vol if vol != 0.0 else 0.0
+
+
+#pythran export rolling_vwap(float64[:], float64[:], float64[:], float64[:], int, float64[:])
+def rolling_vwap(high, low, close, volume, timeperiod, out):
+    """Rolling volume-weighted average price (not in TA-Lib); lookback timeperiod - 1.
+
+    Definition: for each window of the last ``timeperiod`` bars,
+
+        VWAP = sum(tp * volume) / sum(volume),  tp = (high + low + close) / 3.
+
+    A window whose total volume is zero (with non-negative volumes: nothing
+    traded in it) gives NaN, as does a window holding a NaN in any input;
+    windows after the NaN has left are clean again.
+
+    Both sums run along the series, each bar added when it enters the window
+    and subtracted when it leaves, as compensated sums (no drift even over a
+    long fall in price with a period in the tens of thousands). A NaN bar
+    never enters them: it is counted instead, and so are the bars that
+    traded, so that an empty window is recognised exactly and the sums are
+    reset to exactly 0 there.
+    """
+    n = high.shape[0]
+    first = timeperiod - 1
+    fill_nan(out, first)
+    if first >= n:
+        return
+    pv = 0.0  # sum of tp * volume over the window's defined bars ...
+    pv_carry = 0.0  # ... and its rounding carry
+    vol = 0.0  # sum of volume over the window's defined bars ...
+    vol_carry = 0.0
+    traded = 0  # bars in the window with nonzero volume
+    missing = 0  # bars in the window with a NaN input
+    for i in range(n):
+        v = volume[i]
+        flow = (high[i] + low[i] + close[i]) / 3.0 * v
+        if flow != flow:
+            missing += 1
+        elif v != 0.0:
+            traded += 1
+            pv, pv_carry = compensated_add(pv, pv_carry, flow)
+            vol, vol_carry = compensated_add(vol, vol_carry, v)
+        if i < first:
+            continue
+        total = vol + vol_carry
+        if missing > 0 or traded == 0 or total == 0.0:
+            out[i] = np.nan
+        else:
+            out[i] = (pv + pv_carry) / total
+        # The window's oldest bar leaves before the next step.
+        j = i - first
+        v = volume[j]
+        flow = (high[j] + low[j] + close[j]) / 3.0 * v
+        if flow != flow:
+            missing -= 1
+        elif v != 0.0:
+            traded -= 1
+            if traded == 0:
+                pv = 0.0
+                pv_carry = 0.0
+                vol = 0.0
+                vol_carry = 0.0
+            else:
+                pv, pv_carry = compensated_add(pv, pv_carry, -flow)
+                vol, vol_carry = compensated_add(vol, vol_carry, -v)

@@ -66,7 +66,11 @@ def as_series(indicator: Indicator, arrays: Sequence[object]) -> list[np.ndarray
 
 
 def first_defined(series: Sequence[np.ndarray]) -> int:
-    """Index of the first position where every 1-D input is defined (len if none).
+    """Index of the first position where every 1-D input is defined.
+
+    When no position is, TA-Lib's wrapper starts at the last one (n - 1), so
+    an indicator without lookback still computes that bar (AD gives 0 there);
+    this does the same.
 
     Almost every series starts defined, so the first element is checked
     before anything scans: a full isnan pass over 10^6 points costs as much
@@ -78,7 +82,7 @@ def first_defined(series: Sequence[np.ndarray]) -> int:
     for values in series[1:]:
         defined &= ~np.isnan(values)
     index = int(np.argmax(defined))
-    return index if defined[index] else len(defined)
+    return index if defined[index] else len(defined) - 1
 
 
 def run_series(indicator: Indicator, series: Sequence[np.ndarray], params: Mapping[str, object],
