@@ -388,9 +388,11 @@ def bbands(real, timeperiod, nbdevup, nbdevdn, matype, upper, middle, lower):
     first = ma_lookback(timeperiod, matype)
     fill_nan(upper, first)
     fill_nan(lower, first)
-    stddev_window(real, timeperiod, first, upper)
+    variance_window(real, timeperiod, first, upper)
+    # Square root and both bands in one pass over the variances.
     for i in range(first, n):
-        d = upper[i]
+        v = upper[i]
+        d = np.sqrt(v) if v > 0.0 else 0.0
         m = middle[i]
         upper[i] = m + nbdevup * d
         lower[i] = m - nbdevdn * d
