@@ -337,42 +337,41 @@ def kama(real, timeperiod, out):
 def midpoint(real, timeperiod, out):
     """(highest + lowest) / 2 over the window; lookback timeperiod - 1.
 
-    The extremes are tracked with their index and rescanned only when they
-    leave the window (amortised O(1) a bar). TA-Lib tracks them the same way,
-    which also fixes how a NaN inside the window behaves: it is skipped by
-    the comparisons unless a rescan starts on it.
+    Van Herk / Gil-Werman: cut the series into blocks of ``timeperiod`` bars.
+    A window ending inside block b+1 is a suffix of block b plus a prefix of
+    block b+1, so with the suffix extremes of block b in a small buffer and
+    the running prefix extremes of block b+1, each bar costs a fixed six
+    comparisons whatever the period and however the prices move (a tracked
+    extreme that is rescanned when it leaves the window costs O(period) on a
+    falling market).
     """
     n = real.shape[0]
-    first = timeperiod - 1
-    fill_nan(out, first)
-    hi_at = -1
-    lo_at = -1
-    hi = 0.0
-    lo = 0.0
-    for today in range(first, n):
-        oldest = today - first
-        v = real[today]
-        if hi_at < oldest:
-            hi_at = oldest
-            hi = real[oldest]
-            for j in range(oldest + 1, today + 1):
-                if real[j] > hi:
-                    hi_at = j
-                    hi = real[j]
-        elif v >= hi:
-            hi_at = today
-            hi = v
-        if lo_at < oldest:
-            lo_at = oldest
-            lo = real[oldest]
-            for j in range(oldest + 1, today + 1):
-                if real[j] < lo:
-                    lo_at = j
-                    lo = real[j]
-        elif v <= lo:
-            lo_at = today
-            lo = v
-        out[today] = (hi + lo) / 2.0
+    p = timeperiod
+    fill_nan(out, p - 1)
+    suffix_hi = np.empty(p)
+    suffix_lo = np.empty(p)
+    for b in range(0, n - p + 1, p):
+        hi = real[b + p - 1]
+        lo = hi
+        for k in range(p - 1, -1, -1):
+            v = real[b + k]
+            hi = v if v > hi else hi
+            lo = v if v < lo else lo
+            suffix_hi[k] = hi
+            suffix_lo[k] = lo
+        out[b + p - 1] = (hi + lo) / 2.0
+        stop = min(b + 2 * p - 1, n)
+        if b + p < stop:
+            run_hi = real[b + p]
+            run_lo = run_hi
+            for i in range(b + p, stop):
+                v = real[i]
+                run_hi = v if v > run_hi else run_hi
+                run_lo = v if v < run_lo else run_lo
+                k = i - b - p + 1
+                whole_hi = suffix_hi[k] if suffix_hi[k] > run_hi else run_hi
+                whole_lo = suffix_lo[k] if suffix_lo[k] < run_lo else run_lo
+                out[i] = (whole_hi + whole_lo) / 2.0
 
 
 #pythran export bbands(float64[:], int, float64, float64, int, float64[:], float64[:], float64[:])

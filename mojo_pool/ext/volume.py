@@ -39,10 +39,12 @@ def obv(real, volume, out):
     prev = real[0]
     for i in range(n):
         price = real[i]
-        if price > prev:
-            total += volume[i]
-        elif price < prev:
-            total -= volume[i]
+        # Selects, not branches: up or down is a coin flip on market data and
+        # a mispredicted branch costs more than the whole step.
+        v = volume[i]
+        up = v if price > prev else 0.0
+        down = v if price < prev else 0.0
+        total += up - down
         out[i] = total
         prev = price
 
