@@ -1,7 +1,446 @@
-"""oscillators kernels (filled in as they land)."""
+"""Range-bound oscillators: stochastics, Williams %R, CCI, ultimate oscillator, Aroon.
+
+Pythran kernels under the contract stated in ``mojo_pool.ext.overlap``.
+
+The reference is the TA-Lib C library inside the ``ta-lib`` wheel (0.8.x),
+whose behaviour differs from older published sources in ways that matter
+here; each is noted where it is reproduced:
+
+* Rolling extremes. STOCH/STOCHF and AROON track the index of the current
+  extreme and rescan the window only when it leaves (amortised O(1) a bar on
+  prices, O(period) on a monotone series). Ties: the stochastics rescan with
+  a strict comparison (the oldest of equal extremes wins) but let today's bar
+  take over on equality; Aroon compares non-strictly everywhere, so the
+  newest of equal extremes wins. A NaN that starts a rescan sticks until it
+  leaves the window; elsewhere NaN never wins a comparison.
+* WILLR instead takes its extremes block-wise (van Herk / Gil-Werman:
+  prefix extremes from each block start, suffix extremes from each block end,
+  blocks of ``timeperiod`` bars from the first bar), O(1) a bar whatever the
+  data, and clamps the result into [-100, 0]. A NaN high or low is skipped
+  unless it starts a block's prefix or ends its suffix (then it poisons the
+  windows that use that run).
+* "Zero" is relative: a high-low range within 1e-14 of ``|high| + |low|``
+  gives 0 (stochastics, %R); CCI compares against 1e-14 of the window mean.
+  The ultimate oscillator instead restarts a window's running sums from
+  exactly zero whenever every true range in it is zero, so the rounding
+  residue a flat stretch leaves is never divided into, and it skips any
+  window whose true-range sum is not > 0 (a NaN high or low gives 0, not NaN).
+"""
 import numpy as np
 
+from .overlap import fill_nan, ma_into, ma_lookback
 
-#pythran export _placeholder()
-def _placeholder():
-    return 0
+
+def fastk_into(high, low, close, period, out):
+    """Raw stochastic %K, (close - lowest) / (highest - lowest) * 100; lookback period - 1.
+
+    Not clamped: a close outside its bar's range gives a %K outside [0, 100].
+    """
+    n = close.shape[0]
+    first = period - 1
+    fill_nan(out, first)
+    hi_at = -1
+    lo_at = -1
+    hi = 0.0
+    lo = 0.0
+    for today in range(first, n):
+        oldest = today - first
+        v = low[today]
+        if lo_at < oldest:
+            lo_at = oldest
+            lo = low[oldest]
+            for j in range(oldest + 1, today + 1):
+                if low[j] < lo:
+                    lo_at = j
+                    lo = low[j]
+        elif v <= lo:
+            lo_at = today
+            lo = v
+        v = high[today]
+        if hi_at < oldest:
+            hi_at = oldest
+            hi = high[oldest]
+            for j in range(oldest + 1, today + 1):
+                if high[j] > hi:
+                    hi_at = j
+                    hi = high[j]
+        elif v >= hi:
+            hi_at = today
+            hi = v
+        span = hi - lo
+        if abs(span) <= 1e-14 * (abs(hi) + abs(lo)):
+            out[today] = 0.0
+        else:
+            out[today] = (close[today] - lo) / span * 100.0
+
+
+#pythran export stoch(float64[:], float64[:], float64[:], int, int, int, int, int, float64[:], float64[:])
+def stoch(high, low, close, fastk_period, slowk_period, slowk_matype, slowd_period, slowd_matype,
+          slowk, slowd):
+    """Slow stochastic: %K smoothed by MA(slowk), and that smoothed again by MA(slowd).
+
+    Lookback (fastk_period - 1) plus both MA lookbacks; %K is reported only
+    from where %D is defined, as TA-Lib does.
+    """
+    n = close.shape[0]
+    raw = np.empty(n)
+    fastk_into(high, low, close, fastk_period, raw)
+    k_first = fastk_period - 1
+    ma_into(raw, k_first, slowk_period, slowk_matype, slowk)
+    d_start = k_first + ma_lookback(slowk_period, slowk_matype)
+    ma_into(slowk, d_start, slowd_period, slowd_matype, slowd)
+    fill_nan(slowk, d_start + ma_lookback(slowd_period, slowd_matype))
+
+
+#pythran export stochf(float64[:], float64[:], float64[:], int, int, int, float64[:], float64[:])
+def stochf(high, low, close, fastk_period, fastd_period, fastd_matype, fastk, fastd):
+    """Fast stochastic: raw %K and its MA(fastd); %K reported from where %D is defined."""
+    fastk_into(high, low, close, fastk_period, fastk)
+    k_first = fastk_period - 1
+    ma_into(fastk, k_first, fastd_period, fastd_matype, fastd)
+    fill_nan(fastk, k_first + ma_lookback(fastd_period, fastd_matype))
+
+
+def suffix_max_into(x, start, stop, buf, at):
+    """Running maxima of x[start:stop] taken from the end backwards, into buf[at:].
+
+    Only a strictly greater value replaces the running maximum, so a NaN at
+    the end sticks and any other NaN is passed over.
+    """
+    m = x[stop - 1]
+    buf[at + stop - 1 - start] = m
+    for i in range(stop - 2, start - 1, -1):
+        v = x[i]
+        if v > m:
+            m = v
+        buf[at + i - start] = m
+
+
+def suffix_min_into(x, start, stop, buf, at):
+    """suffix_max_into for minima."""
+    m = x[stop - 1]
+    buf[at + stop - 1 - start] = m
+    for i in range(stop - 2, start - 1, -1):
+        v = x[i]
+        if v < m:
+            m = v
+        buf[at + i - start] = m
+
+
+def willr_value(hi, lo, c):
+    """%R from the window's extremes: 0 for a flat window, clamped to [-100, 0]."""
+    span = hi - lo
+    if abs(span) <= 1e-14 * (abs(hi) + abs(lo)):
+        return 0.0
+    r = (hi - c) / span * -100.0
+    if r < -100.0:
+        return -100.0
+    if r > 0.0:
+        return 0.0
+    return r
+
+
+#pythran export willr(float64[:], float64[:], float64[:], int, float64[:])
+def willr(high, low, close, timeperiod, out):
+    """Williams %R, (highest - close) / (highest - lowest) * -100, clamped to [-100, 0].
+
+    Lookback timeperiod - 1. Window extremes block-wise (see the module
+    docstring): the window ending at t spans the suffix of one block and the
+    prefix of the next, so extreme = the better of suffix[t - p + 1] and
+    prefix[t]; when it is exactly one block both runs cover it, and the
+    suffix is kept unless the prefix is strictly better. The suffixes of the
+    current and the previous block live in the two halves of a 2p buffer.
+    """
+    n = close.shape[0]
+    p = timeperiod
+    fill_nan(out, p - 1)
+    hs = np.empty(2 * p)
+    ls = np.empty(2 * p)
+    cur = 0
+    for s in range(0, n, p):
+        e = min(s + p, n)
+        prev = cur
+        cur = p - cur
+        suffix_max_into(high, s, e, hs, cur)
+        suffix_min_into(low, s, e, ls, cur)
+        hi_run = high[s]
+        lo_run = low[s]
+        if s > 0:
+            # Windows ending inside the block: previous block's suffix + this prefix.
+            hi = hs[prev + 1]
+            lo = ls[prev + 1]
+            out[s] = willr_value(hi_run if hi_run > hi else hi, lo_run if lo_run < lo else lo, close[s])
+            for t in range(s + 1, min(e, s + p - 1)):
+                v = high[t]
+                if v > hi_run:
+                    hi_run = v
+                v = low[t]
+                if v < lo_run:
+                    lo_run = v
+                k = prev + t - s + 1
+                hi = hs[k]
+                lo = ls[k]
+                out[t] = willr_value(hi_run if hi_run > hi else hi, lo_run if lo_run < lo else lo, close[t])
+        else:
+            for t in range(1, min(e, p - 1)):
+                v = high[t]
+                if v > hi_run:
+                    hi_run = v
+                v = low[t]
+                if v < lo_run:
+                    lo_run = v
+        if e - s == p:
+            # The window that is exactly this block.
+            t = e - 1
+            v = high[t]
+            if v > hi_run:
+                hi_run = v
+            v = low[t]
+            if v < lo_run:
+                lo_run = v
+            hi = hs[cur]
+            lo = ls[cur]
+            out[t] = willr_value(hi_run if hi_run > hi else hi, lo_run if lo_run < lo else lo, close[t])
+
+
+def aroon_into(high, low, timeperiod, osc, down, up):
+    """Aroon from the newest highest high / lowest low of the last timeperiod + 1 bars.
+
+    Writes down/up (osc false) or up - down into ``down`` (osc true, ``up``
+    unused). Ties go to the newest bar, both in a rescan and when today's
+    bar equals the extreme. Lookback timeperiod.
+    """
+    n = high.shape[0]
+    fill_nan(down, timeperiod)
+    if not osc:
+        fill_nan(up, timeperiod)
+    factor = 100.0 / timeperiod
+    hi_at = -1
+    lo_at = -1
+    hi = 0.0
+    lo = 0.0
+    for today in range(timeperiod, n):
+        oldest = today - timeperiod
+        v = low[today]
+        if lo_at < oldest:
+            lo_at = oldest
+            lo = low[oldest]
+            for j in range(oldest + 1, today + 1):
+                if low[j] <= lo:
+                    lo_at = j
+                    lo = low[j]
+        elif v <= lo:
+            lo_at = today
+            lo = v
+        v = high[today]
+        if hi_at < oldest:
+            hi_at = oldest
+            hi = high[oldest]
+            for j in range(oldest + 1, today + 1):
+                if high[j] >= hi:
+                    hi_at = j
+                    hi = high[j]
+        elif v >= hi:
+            hi_at = today
+            hi = v
+        if osc:
+            down[today] = factor * (hi_at - lo_at)
+        else:
+            up[today] = factor * (timeperiod - (today - hi_at))
+            down[today] = factor * (timeperiod - (today - lo_at))
+
+
+#pythran export aroon(float64[:], float64[:], int, float64[:], float64[:])
+def aroon(high, low, timeperiod, aroondown, aroonup):
+    """Aroon down/up: 100 * (timeperiod - bars since the extreme) / timeperiod; lookback timeperiod.
+
+    The window spans timeperiod + 1 bars (today and timeperiod before it).
+    """
+    aroon_into(high, low, timeperiod, False, aroondown, aroonup)
+
+
+#pythran export aroonosc(float64[:], float64[:], int, float64[:])
+def aroonosc(high, low, timeperiod, out):
+    """Aroon up - Aroon down, as 100 * (index of high - index of low) / timeperiod; lookback timeperiod."""
+    aroon_into(high, low, timeperiod, True, out, out)
+
+
+#pythran export cci(float64[:], float64[:], float64[:], int, float64[:])
+def cci(high, low, close, timeperiod, out):
+    """Commodity channel index: (tp - SMA(tp)) / (0.015 * mean |tp - SMA(tp)|), tp = (h + l + c) / 3.
+
+    Lookback timeperiod - 1. The mean deviation has no running form, so each
+    window is summed afresh (O(timeperiod) a bar), as in TA-Lib, and in
+    TA-Lib's order: the typical prices sit in a ring buffer summed from slot 0,
+    which keeps the cancellation in tp - mean bit-identical. A flat window
+    gives 0: TA-Lib's test is relative, tp - mean or the mean deviation
+    within 1e-14 * |mean| (a flat window's mean keeps a few ulp of residue).
+    """
+    n = close.shape[0]
+    first = timeperiod - 1
+    fill_nan(out, first)
+    ring = np.empty(timeperiod)
+    slot = 0
+    for i in range(first):
+        ring[slot] = (high[i] + low[i] + close[i]) / 3.0
+        slot += 1
+    for i in range(first, n):
+        last = (high[i] + low[i] + close[i]) / 3.0
+        ring[slot] = last
+        total = 0.0
+        for j in range(timeperiod):
+            total += ring[j]
+        mean = total / timeperiod
+        dev = 0.0
+        for j in range(timeperiod):
+            dev += abs(ring[j] - mean)
+        dev = dev / timeperiod
+        diff = last - mean
+        band = 1e-14 * abs(mean)
+        if abs(diff) <= band or abs(dev) <= band:
+            out[i] = 0.0
+        else:
+            out[i] = diff / (0.015 * dev)
+        slot += 1
+        if slot == timeperiod:
+            slot = 0
+
+
+def ultosc_terms(high, low, close, i, ring, slot):
+    """Bar i's buying pressure (close - true low) and true range into ring[slot], ring[slot + 1].
+
+    The true low takes the previous close unless the low is below it, so a
+    NaN previous close propagates into the pressure; a NaN never wins the
+    true-range maximum (TA-Lib's comparisons, kept as they are).
+    """
+    lo = low[i]
+    hi = high[i]
+    prev = close[i - 1]
+    true_low = lo if lo < prev else prev
+    tr = hi - lo
+    d = abs(prev - hi)
+    if d > tr:
+        tr = d
+    d = abs(prev - lo)
+    if d > tr:
+        tr = d
+    ring[slot] = close[i] - true_low
+    ring[slot + 1] = tr
+
+
+#pythran export ultosc(float64[:], float64[:], float64[:], int, int, int, float64[:])
+def ultosc(high, low, close, timeperiod1, timeperiod2, timeperiod3, out):
+    """Ultimate oscillator: 100/7 * (4 A/B over the shortest + 2 A/B over the middle + A/B over the longest).
+
+    A = sum of close - true low, B = sum of true ranges, as running sums added
+    and trimmed in TA-Lib's order. The periods are sorted first (the weights
+    follow the lengths, not the argument order); lookback is the longest.
+    Each window counts its non-zero true ranges: when none is left its sums
+    restart from exactly 0 (dropping the residue of a flat stretch, and a NaN
+    carried since an earlier bar), and a window contributes only while its
+    B > 0. Each bar's terms are computed once into a ring of the longest period.
+    """
+    n = close.shape[0]
+    p1 = timeperiod1
+    p2 = timeperiod2
+    p3 = timeperiod3
+    # Sort ascending: p1 <= p2 <= p3.
+    if p1 > p2:
+        p1, p2 = p2, p1
+    if p2 > p3:
+        p2, p3 = p3, p2
+    if p1 > p2:
+        p1, p2 = p2, p1
+    fill_nan(out, p3)
+    if p3 >= n:
+        return
+    # Ring of the longest window: pressure at 2*slot, true range at 2*slot + 1.
+    # Bar i lives in slot (i - 1) % p3; the trailing bars of the three windows
+    # are read at slots moving one step a bar.
+    ring = np.empty(2 * p3)
+    a1 = 0.0
+    b1 = 0.0
+    a2 = 0.0
+    b2 = 0.0
+    a3 = 0.0
+    b3 = 0.0
+    moving1 = 0
+    moving2 = 0
+    moving3 = 0
+    for i in range(1, p3):
+        slot = 2 * (i - 1)
+        ultosc_terms(high, low, close, i, ring, slot)
+        a = ring[slot]
+        b = ring[slot + 1]
+        m = 1 if b != 0.0 else 0
+        if i > p3 - p1:
+            a1 += a
+            b1 += b
+            moving1 += m
+        if i > p3 - p2:
+            a2 += a
+            b2 += b
+            moving2 += m
+        a3 += a
+        b3 += b
+        moving3 += m
+    head = 2 * (p3 - 1)  # slot of bar p3, the first output
+    tail1 = 2 * (p3 - p1)  # slot of bar p3 - p1 + 1, the oldest in window 1
+    tail2 = 2 * (p3 - p2)
+    tail3 = 0
+    end = 2 * p3
+    for today in range(p3, n):
+        ultosc_terms(high, low, close, today, ring, head)
+        a = ring[head]
+        b = ring[head + 1]
+        head += 2
+        if head == end:
+            head = 0
+        m = 1 if b != 0.0 else 0
+        a1 += a
+        a2 += a
+        a3 += a
+        b1 += b
+        b2 += b
+        b3 += b
+        moving1 += m
+        moving2 += m
+        moving3 += m
+        total = 0.0
+        if moving1 == 0:
+            a1 = 0.0
+            b1 = 0.0
+        elif b1 > 0.0:
+            total += 4.0 * (a1 / b1)
+        if moving2 == 0:
+            a2 = 0.0
+            b2 = 0.0
+        elif b2 > 0.0:
+            total += 2.0 * (a2 / b2)
+        if moving3 == 0:
+            a3 = 0.0
+            b3 = 0.0
+        elif b3 > 0.0:
+            total += a3 / b3
+        a1 -= ring[tail1]
+        b = ring[tail1 + 1]
+        b1 -= b
+        moving1 -= 1 if b != 0.0 else 0
+        tail1 += 2
+        if tail1 == end:
+            tail1 = 0
+        a2 -= ring[tail2]
+        b = ring[tail2 + 1]
+        b2 -= b
+        moving2 -= 1 if b != 0.0 else 0
+        tail2 += 2
+        if tail2 == end:
+            tail2 = 0
+        a3 -= ring[tail3]
+        b = ring[tail3 + 1]
+        b3 -= b
+        moving3 -= 1 if b != 0.0 else 0
+        tail3 += 2
+        if tail3 == end:
+            tail3 = 0
+        out[today] = 100.0 * (total / 7.0)

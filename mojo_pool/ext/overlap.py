@@ -223,8 +223,14 @@ def trima_into(x, start, period, out):
 def kama_into(x, start, period, out):
     """Kaufman adaptive moving average; lookback period.
 
-    Efficiency ratio over ``period`` steps scales the smoothing between the
-    2- and 30-bar EMA constants, squared; seeded with the previous close.
+    The efficiency ratio |x[i] - x[i - period]| / noise, where noise sums the
+    last ``period`` one-bar moves |x[j] - x[j - 1]|, scales the smoothing
+    between the 2- and 30-bar EMA constants, squared; seeded with the
+    previous bar. As in TA-Lib, a noise at or below the signed change, or
+    within 1e-14 of zero, counts as a ratio of 1. The running noise sum would
+    keep a few ulps of residue after a move leaves an otherwise flat window
+    (a stochastic pinned at 0 or 100 does that), so the moving bars in the
+    window are counted and the sum is reset to exactly 0 when none is left.
     """
     n = x.shape[0]
     if period == 1:
@@ -241,22 +247,36 @@ def kama_into(x, start, period, out):
     slowest = 2.0 / (30 + 1)
     span = fastest - slowest
     noise = 0.0
-    for i in range(start + 1, first):
-        noise += abs(x[i] - x[i - 1])
+    moving = 0
+    for i in range(start + 1, first + 1):
+        step = abs(x[i] - x[i - 1])
+        noise += step
+        moving += 1 if step != 0.0 else 0
+    # Views for the bar entering (x[i]), the bar before it, and the window's
+    # trailing bars, all with non-negative indices (see sma_into).
+    cur = x[first:]
+    before = x[first - 1:n - 1]
+    trail = x[start:]
     prev = x[first - 1]
-    for i in range(first, n):
-        noise += abs(x[i] - x[i - 1])
-        if i > first:
-            noise -= abs(x[i - period] - x[i - period - 1])
-        change = abs(x[i] - x[i - period])
-        if noise <= change or noise == 0.0:
+    for j in range(n - first):
+        if j > 0:
+            leaving = abs(trail[j] - trail[j - 1])
+            entering = abs(cur[j] - before[j])
+            noise -= leaving
+            noise += entering
+            moving += (1 if entering != 0.0 else 0) - (1 if leaving != 0.0 else 0)
+            if moving == 0:
+                noise = 0.0
+        change = cur[j] - trail[j]
+        if noise <= change or abs(noise) < 1e-14:
             ratio = 1.0
         else:
-            ratio = change / noise
+            ratio = abs(change / noise)
         sc = ratio * span + slowest
         sc = sc * sc
-        prev = prev + (x[i] - prev) * sc
-        out[i] = prev
+        # One FMA on the chain: prev * (1 - sc) + sc * x.
+        prev = prev * (1.0 - sc) + sc * cur[j]
+        out[first + j] = prev
 
 
 def ma_lookback(period, matype):

@@ -31,25 +31,6 @@ talib = pytest.importorskip("talib", reason="ta-lib (PyPI) is the oracle for the
 
 WITH_TALIB = sorted(name for name in REGISTRY if hasattr(talib, name.upper()))
 
-# Cases known not to match, each with the reason; checked strictly, so a fix
-# shows up as an unexpected pass that must be removed from this table.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("stochrsi", "fastd_matype=6"): (
-        "%D by KAMA over %K, which has exact runs of 0 and 100: the wheel's KAMA resets its "
-        "noise sum to exactly 0 there by a rule not yet reproduced (our running sum keeps a "
-        "residue of a few ulps, so the efficiency ratio is 0 where TA-Lib's is 1)"
-    ),
-}
-
-
-def known_gap(name: str, params: dict) -> str | None:
-    for key, value in params.items():
-        reason = KNOWN_GAPS.get((name, f"{key}={value}"))
-        if reason:
-            return reason
-    return None
-
-
 def assert_agrees(ours: np.ndarray, ref: np.ndarray, level: float, what: str) -> None:
     ours_nan = np.isnan(ours)
     ref_nan = np.isnan(ref)
@@ -123,21 +104,12 @@ def test_1_defaults_across_price_levels(name: str, level: float) -> None:
 def test_2_each_parameter_across_its_range(name: str) -> None:
     indicator = REGISTRY[name]
     b = bars(1500, seed=7)
-    gaps: list[str] = []
     for params in parameter_sets(indicator):
         if not accepted_by_talib(indicator, params):
             with pytest.raises(ValueError):
                 indicators.compute(indicator, b.inputs(indicator.inputs), params)
             continue
-        reason = known_gap(name, params)
-        if reason:
-            with pytest.raises(AssertionError):
-                check(indicator, b, params, 100.0, "parameter sweep (known gap)")
-            gaps.append(reason)
-            continue
         check(indicator, b, params, 100.0, "parameter sweep")
-    if gaps:
-        pytest.xfail("; ".join(gaps))
 
 
 @pytest.mark.parametrize("name", WITH_TALIB)
