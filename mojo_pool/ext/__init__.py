@@ -18,7 +18,7 @@ import os
 import warnings
 from types import ModuleType
 
-FAMILIES: tuple[str, ...] = ("overlap", "momentum", "oscillators", "trend", "volume", "statistic", "lanes", "rows")
+FAMILIES: tuple[str, ...] = ("overlap", "momentum", "oscillators", "trend", "volume", "statistic", "lanes")
 BACKENDS: tuple[str, ...] = ("compiled", "interpreted")
 
 log = logging.getLogger("mojo_pool.kernels")
@@ -46,7 +46,6 @@ def load(family: str, backend: str) -> ModuleType:
                     "build them with `pip install --no-build-isolation -e .` (see README)"
                 ) from exc
         elif backend == "interpreted":
-            # `rows` exists only compiled; interpreted batches loop in Python.
             module = importlib.import_module(f"{__name__}.{family}")
         else:
             raise ValueError(f"unknown kernel backend {backend!r}; known: {', '.join(BACKENDS)}")
