@@ -3,6 +3,8 @@
 Scenarios, each over every indicator that TA-Lib has:
 
 1. default parameters on random walks at price levels 1e-6, 1 and 1e6;
+   (plus, in test_properties.py, random series and parameters drawn by
+   hypothesis);
 2. each parameter moved alone across its range (smallest allowed, small,
    large, every supported MA type);
 3. lengths 0, 1, lookback - 1, lookback, lookback + 1, lookback + 2 and 10^5;
@@ -97,7 +99,7 @@ def accepted_by_talib(indicator: Indicator, params: dict) -> bool:
 def test_1_defaults_across_price_levels(name: str, level: float) -> None:
     indicator = REGISTRY[name]
     for seed in range(3):
-        check(indicator, bars(3000, seed=seed, level=level * 100.0), {}, level * 100.0, f"seed {seed}")
+        check(indicator, bars(3000, seed=seed, level=level), {}, level, f"seed {seed}")
 
 
 @pytest.mark.parametrize("name", WITH_TALIB)
