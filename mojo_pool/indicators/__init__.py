@@ -12,7 +12,6 @@ positional inputs, keyword parameters (names and defaults) and outputs::
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -26,27 +25,31 @@ compute = api.compute
 
 
 def _make_function(indicator: Indicator) -> Callable[..., Any]:
-    signature = inspect.Signature(
-        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in indicator.inputs]
-        + [inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default)
-           for p in indicator.params]
+    """A plain function with the indicator's TA-Lib signature.
+
+    Written out as source and compiled, the way dataclasses builds its
+    methods, rather than as ``*args, **kwargs`` bound through
+    ``inspect.Signature``: binding cost ~2 us a call, a third of the whole
+    overhead on a 1,000-point series. Parameter names come from the
+    registry, which holds identifiers only.
+    """
+    inputs = list(indicator.inputs)
+    names = [p.name for p in indicator.params]
+    arguments = ", ".join(inputs + [f"{name}=_defaults[{name!r}]" for name in names])
+    result = "outs[0]" if len(indicator.outputs) == 1 else "outs"
+    source = (
+        f"def {indicator.name}({arguments}):\n"
+        f"    outs = _compute(_indicator, ({', '.join(inputs)},), {{{', '.join(f'{n!r}: {n}' for n in names)}}})\n"
+        f"    return {result}\n"
     )
-    n_inputs = len(indicator.inputs)
-    single = len(indicator.outputs) == 1
-
-    def function(*args: Any, **kwargs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
-        bound = signature.bind(*args, **kwargs)
-        values = list(bound.arguments.values())
-        params = dict(list(bound.arguments.items())[n_inputs:])
-        outs = api.compute(indicator, values[:n_inputs], params)
-        return outs[0] if single else outs
-
+    namespace: dict[str, Any] = {"_compute": api.compute, "_indicator": indicator, "_defaults": indicator.defaults()}
+    exec(compile(source, f"<mojo_pool.indicators.{indicator.name}>", "exec"), namespace)
+    function = namespace[indicator.name]
     params_doc = "\n".join(
         f"    {p.name}: {p.kind.__name__} = {p.default!r}, {p.describe()}" + (f" — {p.help}" if p.help else "")
         for p in indicator.params
     )
-    function.__name__ = function.__qualname__ = indicator.name
-    function.__signature__ = signature  # type: ignore[attr-defined]
+    function.__module__ = __name__
     function.__doc__ = (
         f"{indicator.summary}\n\nInputs: {', '.join(indicator.inputs)} (1-D, or 2-D with rows = series)\n"
         f"Parameters:\n{params_doc or '    none'}\n"

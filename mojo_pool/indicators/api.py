@@ -77,7 +77,7 @@ def first_defined(series: Sequence[np.ndarray]) -> int:
     before anything scans: a full isnan pass over 10^6 points costs as much
     as computing an SMA over them.
     """
-    if not any(np.isnan(values[0]) for values in series):
+    if all(values[0] == values[0] for values in series):  # x == x is False only for NaN
         return 0
     defined = ~np.isnan(series[0])
     for values in series[1:]:

@@ -38,6 +38,8 @@ class Param:
 
     def check(self, value: object) -> Number:
         """The value converted to ``kind``, or ValueError naming the parameter and its range."""
+        if type(value) is self.kind and self.choices is None and self.minimum <= value <= self.maximum:  # type: ignore[operator]
+            return value  # type: ignore[return-value]  # the common case, without conversions
         if isinstance(value, bool) or not isinstance(value, (int, float)) and not _is_numpy_number(value):
             raise ValueError(f"{self.name} must be a number ({self.describe()}), got {value!r}")
         if self.kind is int:
