@@ -1,0 +1,71 @@
+"""Every metric mojo_pool exports, defined once.
+
+The names, types, labels and buckets of the ``mojo_compute_*`` metrics are a
+contract: operators' dashboards and alerts were written against the original
+mojo-compute service. Label values come from closed sets (the known actions,
+indicators and error types, plus ``unknown``), so a client sending random
+action names cannot create new series.
+
+prometheus_client picks its storage when it is first imported: with
+``PROMETHEUS_MULTIPROC_DIR`` set, every process writes its samples to files
+in that directory and a scrape merges them (the supervisor sets and wipes the
+directory before any process imports prometheus_client). ``Info`` cannot be
+stored that way, so ``INFO`` lives in a registry of its own that only the
+process serving ``/metrics`` exposes; every Gauge names how its per-process
+values merge.
+"""
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
+
+from .indicators.registry import REGISTRY as INDICATOR_REGISTRY
+
+PREFIX = "mojo_compute"
+UNKNOWN = "unknown"
+
+REQUEST_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+INDICATOR_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
+
+# The original service's names (sma, ema, rsi, macd, bollinger) and every
+# registry indicator.
+INDICATORS: frozenset[str] = frozenset({"sma", "ema", "rsi", "macd", "bollinger"} | set(INDICATOR_REGISTRY))
+ACTIONS: frozenset[str] = frozenset({"ping", "batch", "compute_bollinger"} | {f"compute_{n}" for n in INDICATORS})
+ERROR_TYPES: frozenset[str] = frozenset({
+    "ValueError", "TypeError", "KeyError", "TimeoutError", "EmptyPrices", "InvalidJSON", "InvalidRequest",
+    "UnknownAction", "FrameTooLarge", "Busy", "WorkerLost", "InternalError",
+})
+
+
+def closed(value: object, allowed: frozenset[str]) -> str:
+    """``value`` if it belongs to the closed set, else ``unknown``."""
+    return value if isinstance(value, str) and value in allowed else UNKNOWN
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+REQUESTS = Counter(f"{PREFIX}_requests", "Requests handled, by action and outcome (success or error).",
+                   ["action", "status"])
+REQUEST_DURATION = Histogram(f"{PREFIX}_request_duration_seconds", "Time to handle a request, by action.",
+                             ["action"], buckets=REQUEST_BUCKETS)
+INDICATOR_TIME = Histogram(f"{PREFIX}_indicator_time_seconds", "Time spent computing an indicator.",
+                           ["indicator"], buckets=INDICATOR_BUCKETS)
+INDICATOR_POINTS = Summary(f"{PREFIX}_indicator_data_points", "Data points processed per calculation.",
+                           ["indicator"])
+ERRORS = Counter(f"{PREFIX}_errors", "Errors, by type.", ["error_type"])
+# Connections are summed over the processes that are alive: a dead
+# process's connections are gone with it.
+ACTIVE_CONNECTIONS = Gauge(f"{PREFIX}_active_connections", "Client connections open now.",
+                           multiprocess_mode="livesum")
+# The latest measurement wins, whichever process made it.
+SPEEDUP = Gauge(f"{PREFIX}_indicator_speedup",
+                "Compiled kernel speed-up over the pure-Python baseline, measured on a fixed sample.",
+                ["indicator"], multiprocess_mode="mostrecent")
+
+# Info has no multiprocess storage: it is kept apart and added to the
+# exposition by the process that serves /metrics.
+INFO_REGISTRY = CollectorRegistry(auto_describe=True)
+INFO = Info(PREFIX, "Service version and kernel build.", registry=INFO_REGISTRY)

@@ -1,0 +1,100 @@
+"""Metrics from several real processes, merged as one /metrics would show them.
+
+1. Four worker processes, each with PROMETHEUS_MULTIPROC_DIR set before it
+   imports prometheus_client, record the same known mix of requests,
+   indicator computations, errors and connections.
+2. One merge of the directory (prometheus_client's MultiProcessCollector),
+   parsed with prometheus_client's parser, shows exactly four times each
+   count, and the connections of processes that exited are gone (livesum).
+3. A process sending 10,000 random action names, indicators and error types
+   adds no series: they are all recorded as "unknown".
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+WORKER = textwrap.dedent("""
+    import sys
+    from mojo_pool import prometheus_metrics as pm
+
+    @pm.track_request("compute_sma")
+    def handle(fail):
+        if fail:
+            raise ValueError("period out of range")
+
+    @pm.track_indicator_compute("sma")
+    def compute(prices):
+        return sum(prices)
+
+    for k in range(10):
+        handle(False)
+        compute([1.0] * 100)
+    for k in range(3):
+        try:
+            handle(True)
+        except ValueError:
+            pass
+    pm.record_error("EmptyPrices")
+    with pm.track_connection():
+        pass
+    pm.track_connection().__enter__()  # left open: must vanish when the process exits
+    if sys.argv[1:] == ["random"]:
+        import random
+        for k in range(10_000):
+            pm.track_request("compute_%08x" % random.getrandbits(32))(lambda: None)()
+            pm.record_error("Error%08x" % random.getrandbits(32))
+            pm.record_indicator_speedup("ind%08x" % random.getrandbits(32), 1.0)
+""")
+
+
+def run_workers(directory: Path, count: int, *args: str) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, *args], env=env) for _ in range(count)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0
+
+
+def scrape(directory: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    samples = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def test_1_2_counts_merge_exactly(tmp_path: Path) -> None:
+    run_workers(tmp_path, 4)
+    samples = scrape(tmp_path)
+    assert samples[("mojo_compute_requests_total", (("action", "compute_sma"), ("status", "success")))] == 40
+    assert samples[("mojo_compute_requests_total", (("action", "compute_sma"), ("status", "error")))] == 12
+    assert samples[("mojo_compute_errors_total", (("error_type", "ValueError"),))] == 12
+    assert samples[("mojo_compute_errors_total", (("error_type", "EmptyPrices"),))] == 4
+    assert samples[("mojo_compute_request_duration_seconds_count", (("action", "compute_sma"),))] == 52
+    assert samples[("mojo_compute_indicator_time_seconds_count", (("indicator", "sma"),))] == 40
+    assert samples[("mojo_compute_indicator_data_points_sum", (("indicator", "sma"),))] == 4000
+    # livesum: the four processes have exited, their open connections with them.
+    assert samples.get(("mojo_compute_active_connections", ()), 0.0) == 0.0
+
+
+def test_3_random_labels_add_no_series(tmp_path: Path) -> None:
+    run_workers(tmp_path, 1)
+    baseline = set(scrape(tmp_path))
+    run_workers(tmp_path, 1, "random")
+    after = scrape(tmp_path)
+    new = {key for key in after if key not in baseline}
+    assert all(("action", "unknown") in key[1] or ("error_type", "unknown") in key[1]
+               or ("indicator", "unknown") in key[1] for key in new), new
+    # Exactly the "unknown" series: one request counter, the duration
+    # histogram's 12 buckets, count and sum, one error counter, one speed-up.
+    assert len(new) == 1 + 12 + 2 + 1 + 1
+    assert after[("mojo_compute_errors_total", (("error_type", "unknown"),))] == 10_000
