@@ -18,9 +18,20 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary, values
 
 from .indicators.registry import REGISTRY as INDICATOR_REGISTRY
+
+# A worker names its metric files after its slot (MOJO_POOL_METRICS_ID, set
+# by the supervisor before the worker imports this module), not its pid: a
+# respawned worker reopens its predecessor's files and continues its
+# counters, so the directory holds one set of files per slot however often
+# workers restart (stock prometheus_client keeps one set per pid ever seen,
+# and each scrape re-reads them all). Must happen before any metric exists.
+METRICS_ID_ENV = "MOJO_POOL_METRICS_ID"
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and os.environ.get(METRICS_ID_ENV):
+    _metrics_id = os.environ[METRICS_ID_ENV]
+    values.ValueClass = values.MultiProcessValue(lambda: _metrics_id)
 
 PREFIX = "mojo_compute"
 UNKNOWN = "unknown"
@@ -65,7 +76,9 @@ SPEEDUP = Gauge(f"{PREFIX}_indicator_speedup",
                 "Compiled kernel speed-up over the pure-Python baseline, measured on a fixed sample.",
                 ["indicator"], multiprocess_mode="mostrecent")
 
-# Info has no multiprocess storage: it is kept apart and added to the
-# exposition by the process that serves /metrics.
-INFO_REGISTRY = CollectorRegistry(auto_describe=True)
-INFO = Info(PREFIX, "Service version and kernel build.", registry=INFO_REGISTRY)
+# What only the process serving /metrics knows, kept out of the multiprocess
+# files (Info has no multiprocess storage) and added to the exposition there.
+LOCAL_REGISTRY = CollectorRegistry(auto_describe=True)
+INFO = Info(PREFIX, "Service version and kernel build.", registry=LOCAL_REGISTRY)
+BROKEN_FILES = Counter(f"{PREFIX}_metrics_files_skipped", "Metric files skipped by a scrape as unreadable.",
+                       registry=LOCAL_REGISTRY)

@@ -28,9 +28,15 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
+import glob
+import logging
+import os
+
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from . import metrics
 from .metrics import ACTIONS, ERROR_TYPES, INDICATORS, closed
@@ -144,15 +150,53 @@ def set_service_info(**info: str) -> None:
     metrics.INFO.info({key: str(value) for key, value in info.items()})
 
 
+log = logging.getLogger("mojo_pool.metrics")
+
+
+class TolerantMultiProcessCollector(Collector):
+    """prometheus_client's merge of the process files, minus the unreadable ones.
+
+    A worker killed while it creates or grows a file can leave it empty or
+    truncated, and stock ``MultiProcessCollector`` then fails the whole
+    scrape (prometheus_client issue #1199). The common case costs one merge;
+    only when it fails is each file checked alone, and the broken ones are
+    skipped, counted in ``mojo_compute_metrics_files_skipped_total`` and
+    logged.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's Collector interface
+        files = glob.glob(os.path.join(self.path, "*.db"))
+        try:
+            return MultiProcessCollector.merge(files, accumulate=True)
+        except Exception:  # noqa: BLE001 - any unreadable file; found and skipped below
+            readable = []
+            for name in files:
+                try:
+                    # The reader is lazy: only walking the entries finds a truncation.
+                    for _ in MmapedDict.read_all_values_from_file(name):
+                        pass
+                except FileNotFoundError:
+                    continue  # removed since the glob (a live gauge of a dead process)
+                except Exception as exc:  # noqa: BLE001
+                    metrics.BROKEN_FILES.inc()
+                    log.error("skipping unreadable metrics file %s: %s", name, exc)
+                    continue
+                readable.append(name)
+            return MultiProcessCollector.merge(readable, accumulate=True)
+
+
 def exposition_registry() -> CollectorRegistry:
     """What /metrics shows: the merged process files in multiprocess mode, else this process."""
     if not metrics.multiprocess():
         return DEFAULT_REGISTRY
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    registry.register(TolerantMultiProcessCollector(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
     return registry
 
 
 def get_metrics() -> bytes:
     """Prometheus text exposition of every metric, ``mojo_compute_info`` included."""
-    return generate_latest(exposition_registry()) + generate_latest(metrics.INFO_REGISTRY)
+    return generate_latest(exposition_registry()) + generate_latest(metrics.LOCAL_REGISTRY)

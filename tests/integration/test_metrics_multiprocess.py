@@ -5,9 +5,15 @@
    indicator computations, errors and connections.
 2. One merge of the directory (prometheus_client's MultiProcessCollector),
    parsed with prometheus_client's parser, shows exactly four times each
-   count, and the connections of processes that exited are gone (livesum).
+   count; the connections the processes held when they died show until
+   the slots are marked dead, as the supervisor does when it reaps them.
 3. A process sending 10,000 random action names, indicators and error types
    adds no series: they are all recorded as "unknown".
+4. A zero-byte and a truncated .db file in the directory do not break the
+   scrape: they are skipped and counted, and every other value is intact.
+5. Two processes run one after the other in worker slot "w0" write one set
+   of files: the second continues the first's counters; marking the slot
+   dead removes its live gauges.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import textwrap
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.parser import text_string_to_metric_families
 
 WORKER = textwrap.dedent("""
@@ -45,7 +51,8 @@ WORKER = textwrap.dedent("""
     pm.record_error("EmptyPrices")
     with pm.track_connection():
         pass
-    pm.track_connection().__enter__()  # left open: must vanish when the process exits
+    from mojo_pool import metrics
+    metrics.ACTIVE_CONNECTIONS.inc()  # a connection still open when the process dies
     if sys.argv[1:] == ["random"]:
         import random
         for k in range(10_000):
@@ -55,8 +62,10 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def run_workers(directory: Path, count: int, *args: str) -> None:
+def run_workers(directory: Path, count: int, *args: str, slot: str | None = None) -> None:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    if slot is not None:
+        env["MOJO_POOL_METRICS_ID"] = slot
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, *args], env=env) for _ in range(count)]
     for proc in procs:
         assert proc.wait(timeout=120) == 0
@@ -82,8 +91,10 @@ def test_1_2_counts_merge_exactly(tmp_path: Path) -> None:
     assert samples[("mojo_compute_request_duration_seconds_count", (("action", "compute_sma"),))] == 52
     assert samples[("mojo_compute_indicator_time_seconds_count", (("indicator", "sma"),))] == 40
     assert samples[("mojo_compute_indicator_data_points_sum", (("indicator", "sma"),))] == 4000
-    # livesum: the four processes have exited, their open connections with them.
-    assert samples.get(("mojo_compute_active_connections", ()), 0.0) == 0.0
+    assert samples[("mojo_compute_active_connections", ())] == 4
+    for db in tmp_path.glob("gauge_livesum_*.db"):
+        mark_process_dead(db.stem.rsplit("_", 1)[1], str(tmp_path))
+    assert ("mojo_compute_active_connections", ()) not in scrape(tmp_path)
 
 
 def test_3_random_labels_add_no_series(tmp_path: Path) -> None:
@@ -98,3 +109,32 @@ def test_3_random_labels_add_no_series(tmp_path: Path) -> None:
     # histogram's 12 buckets, count and sum, one error counter, one speed-up.
     assert len(new) == 1 + 12 + 2 + 1 + 1
     assert after[("mojo_compute_errors_total", (("error_type", "unknown"),))] == 10_000
+
+
+def test_4_broken_files_are_skipped(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from mojo_pool import metrics, prometheus_metrics
+
+    run_workers(tmp_path, 2)
+    (tmp_path / "counter_999999.db").write_bytes(b"")
+    real = sorted(tmp_path.glob("histogram_*.db"))[0]
+    (tmp_path / "histogram_888888.db").write_bytes(real.read_bytes()[:13])
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    skipped = metrics.BROKEN_FILES._value.get()
+    text = prometheus_metrics.get_metrics().decode()
+    assert metrics.BROKEN_FILES._value.get() - skipped == 2
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("mojo_compute_requests_total", (("action", "compute_sma"), ("status", "success")))] == 20
+
+
+def test_5_worker_slots_continue_counters(tmp_path: Path) -> None:
+    run_workers(tmp_path, 1, slot="w0")
+    run_workers(tmp_path, 1, slot="w0")
+    assert {p.name.rsplit("_", 1)[1] for p in tmp_path.glob("*.db")} == {"w0.db"}
+    samples = scrape(tmp_path)
+    assert samples[("mojo_compute_requests_total", (("action", "compute_sma"), ("status", "success")))] == 20
+    # Both runs left one connection open: the slot's live gauge shows them
+    # until the supervisor marks the slot dead.
+    assert samples[("mojo_compute_active_connections", ())] == 2
+    mark_process_dead("w0", str(tmp_path))
+    assert ("mojo_compute_active_connections", ()) not in scrape(tmp_path)
