@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from . import metrics, prometheus_metrics
+from .pool_collector import PoolCollector, PoolSnapshot
 
 StartResponse = Callable[..., object]
 
@@ -57,11 +58,14 @@ class Health:
         }
 
 
-def scrape_registry() -> CollectorRegistry:
-    """One registry for /metrics: the process metrics plus the supervisor-local ones."""
+def scrape_registry(pool: Callable[[], PoolSnapshot] | None = None) -> CollectorRegistry:
+    """One registry for /metrics: the process metrics, the supervisor-local
+    ones and, given a snapshot source, the live pool state."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Merged())
     registry.register(metrics.LOCAL_REGISTRY)
+    if pool is not None:
+        registry.register(PoolCollector(pool))
     return registry
 
 
@@ -81,10 +85,10 @@ class Exporter:
     """The metrics/health HTTP server, running in a daemon thread."""
 
     def __init__(self, health: Callable[[], Health], host: str = "127.0.0.1", port: int = 9090, *,
-                 registry: CollectorRegistry | None = None, certfile: str | None = None,
+                 pool: Callable[[], PoolSnapshot] | None = None, certfile: str | None = None,
                  keyfile: str | None = None, basic_auth: tuple[str, str] | None = None) -> None:
         self.health = health
-        self.metrics_app = make_wsgi_app(registry or scrape_registry())
+        self.metrics_app = make_wsgi_app(scrape_registry(pool))
         self.expected_auth = (
             "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
             if basic_auth else None

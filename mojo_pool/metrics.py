@@ -82,3 +82,18 @@ LOCAL_REGISTRY = CollectorRegistry(auto_describe=True)
 INFO = Info(PREFIX, "Service version and kernel build.", registry=LOCAL_REGISTRY)
 BROKEN_FILES = Counter(f"{PREFIX}_metrics_files_skipped", "Metric files skipped by a scrape as unreadable.",
                        registry=LOCAL_REGISTRY)
+
+# ---- What a worker pool needs beyond the original service's metrics ----
+# Recorded where the fact is known: queueing, rejections and restarts in the
+# supervisor, computing and batch sizes in the workers (all multiprocess).
+QUEUE_TIME = Histogram(f"{PREFIX}_queue_time_seconds",
+                       "Time a request waited in the supervisor before a worker took it.",
+                       buckets=REQUEST_BUCKETS)
+COMPUTE_TIME = Histogram(f"{PREFIX}_compute_time_seconds",
+                         "Time a worker spent on a request (parse, compute, encode).", buckets=REQUEST_BUCKETS)
+REJECTED = Counter(f"{PREFIX}_requests_rejected", "Requests refused before computing, by reason.", ["reason"])
+REJECT_REASONS: frozenset[str] = frozenset({"busy", "too_large", "timeout", "draining"})
+WORKER_RESTARTS = Counter(f"{PREFIX}_worker_restarts", "Workers replaced, by reason.", ["reason"])
+RESTART_REASONS: frozenset[str] = frozenset({"exited", "killed", "timeout", "reload", "scale"})
+BATCH_SERIES = Histogram(f"{PREFIX}_batch_series", "Series carried by one batch request.",
+                         buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000))

@@ -39,7 +39,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from . import metrics
-from .metrics import ACTIONS, ERROR_TYPES, INDICATORS, closed
+from .metrics import ACTIONS, ERROR_TYPES, INDICATORS, REJECT_REASONS, RESTART_REASONS, closed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -139,6 +139,15 @@ def track_connection() -> Iterator[None]:
 
 def record_error(error_type: str) -> None:
     metrics.ERRORS.labels(error_type=closed(error_type, ERROR_TYPES)).inc()
+
+
+def record_rejection(reason: str) -> None:
+    """A request refused before computing: busy, too_large, timeout or draining."""
+    metrics.REJECTED.labels(reason=closed(reason, REJECT_REASONS)).inc()
+
+
+def record_worker_restart(reason: str) -> None:
+    metrics.WORKER_RESTARTS.labels(reason=closed(reason, RESTART_REASONS)).inc()
 
 
 def record_indicator_speedup(indicator: str, speedup: float) -> None:

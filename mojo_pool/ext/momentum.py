@@ -32,6 +32,9 @@ from .overlap import fill_nan, ema_into, ma_into, ma_lookback
 # TA-Lib's zero band for PPO's denominator and the flat-window test.
 EPSILON = 1e-14
 
+# Bars per block of wilder_into (two buffers of this many floats stay in L1).
+WILDER_BLOCK = 512
+
 
 def wilder_into(x, start, period, cmo, out):
     """RSI (cmo == 0) or CMO (cmo != 0) of x[start:]; lookback period.
@@ -44,8 +47,8 @@ def wilder_into(x, start, period, cmo, out):
 
     Each average is an EMA of its side with k = 1/period, advanced four bars
     per step the way ``overlap.ema_seeded`` advances one (the loop-carried
-    chain is one FMA per four bars); what is left is the division for each
-    output, which bounds the speed.
+    chain is one FMA per four bars); the divisions for the outputs are left
+    to a vectorised loop per block.
     """
     n = x.shape[0]
     first = start + period
@@ -73,48 +76,68 @@ def wilder_into(x, start, period, cmo, out):
     prev = x[first:n - 1]
     dest = out[first + 1:]
     m = n - first - 1
-    j = 0
-    while j + 3 < m:
-        d0 = cur[j] - prev[j]
-        d1 = cur[j + 1] - prev[j + 1]
-        d2 = cur[j + 2] - prev[j + 2]
-        d3 = cur[j + 3] - prev[j + 3]
-        u0 = max(d0, 0.0)
-        u1 = max(d1, 0.0)
-        u2 = max(d2, 0.0)
-        u3 = max(d3, 0.0)
-        g0 = k * u0
-        g1 = g0 * a + k * u1
-        g2 = g1 * a + k * u2
-        g3 = g2 * a + k * u3
-        l0 = k * (u0 - d0)
-        l1 = l0 * a + k * (u1 - d1)
-        l2 = l1 * a + k * (u2 - d2)
-        l3 = l2 * a + k * (u3 - d3)
-        dest[j] = wilder_value(gain * a + g0, loss * a + l0, cmo)
-        dest[j + 1] = wilder_value(gain * a2 + g1, loss * a2 + l1, cmo)
-        dest[j + 2] = wilder_value(gain * a3 + g2, loss * a3 + l2, cmo)
-        gain = gain * a4 + g3
-        loss = loss * a4 + l3
-        dest[j + 3] = wilder_value(gain, loss, cmo)
-        j += 4
-    while j < m:
-        d = cur[j] - prev[j]
-        up = max(d, 0.0)
-        gain = gain * a + k * up
-        loss = loss * a + k * (up - d)
-        dest[j] = wilder_value(gain, loss, cmo)
-        j += 1
+    # Block by block, the recurrence writes the averages into two small
+    # buffers (L1-resident) and a second, elementwise loop divides them into
+    # the output: that loop runs in SIMD lanes, where a division per bar in
+    # the recurrence loop ran at the scalar divider's pace (measured 1.6x
+    # TA-Lib, the divider's bound, before).
+    gains = np.empty(WILDER_BLOCK)
+    losses = np.empty(WILDER_BLOCK)
+    for start in range(0, m, WILDER_BLOCK):
+        stop = min(start + WILDER_BLOCK, m)
+        c = cur[start:stop]
+        p = prev[start:stop]
+        mb = stop - start
+        j = 0
+        while j + 3 < mb:
+            d0 = c[j] - p[j]
+            d1 = c[j + 1] - p[j + 1]
+            d2 = c[j + 2] - p[j + 2]
+            d3 = c[j + 3] - p[j + 3]
+            u0 = max(d0, 0.0)
+            u1 = max(d1, 0.0)
+            u2 = max(d2, 0.0)
+            u3 = max(d3, 0.0)
+            g0 = k * u0
+            g1 = g0 * a + k * u1
+            g2 = g1 * a + k * u2
+            g3 = g2 * a + k * u3
+            l0 = k * (u0 - d0)
+            l1 = l0 * a + k * (u1 - d1)
+            l2 = l1 * a + k * (u2 - d2)
+            l3 = l2 * a + k * (u3 - d3)
+            gains[j] = gain * a + g0
+            gains[j + 1] = gain * a2 + g1
+            gains[j + 2] = gain * a3 + g2
+            losses[j] = loss * a + l0
+            losses[j + 1] = loss * a2 + l1
+            losses[j + 2] = loss * a3 + l2
+            gain = gain * a4 + g3
+            loss = loss * a4 + l3
+            gains[j + 3] = gain
+            losses[j + 3] = loss
+            j += 4
+        while j < mb:
+            d = c[j] - p[j]
+            up = max(d, 0.0)
+            gain = gain * a + k * up
+            loss = loss * a + k * (up - d)
+            gains[j] = gain
+            losses[j] = loss
+            j += 1
+        block = dest[start:stop]
+        for j in range(mb):
+            block[j] = wilder_value(gains[j], losses[j], cmo)
 
 
 def wilder_value(gain, loss, cmo):
-    """RSI or CMO from the smoothed gain and loss; 0 when both are 0 or NaN."""
+    """RSI or CMO from the smoothed gain and loss; 0 when both are 0 or NaN.
+
+    Selects, not branches, so that a loop of these vectorises.
+    """
     total = gain + loss
-    if not total > 0.0:
-        return 0.0
-    if cmo != 0:
-        return 100.0 * ((gain - loss) / total)
-    return 100.0 * (gain / total)
+    top = gain - loss if cmo != 0 else gain
+    return 100.0 * (top / total) if total > 0.0 else 0.0
 
 
 def rsi_into(x, start, period, out):
@@ -243,12 +266,18 @@ def cmo(real, timeperiod, out):
 def mom(real, timeperiod, out):
     """x[i] - x[i - timeperiod]; lookback timeperiod.
 
-    A slice expression: the compiled loop then runs in SIMD lanes (twice the
-    speed of the scalar loop, which the compiler cannot prove alias-free).
+    A loop over aligned views (see overlap.sma_into): it runs in SIMD lanes
+    and measured 1.3x faster than the slice expression
+    ``out[p:] = real[p:] - real[:n - p]``, which Pythran evaluates through
+    its generic expression machinery.
     """
     n = real.shape[0]
     fill_nan(out, timeperiod)
-    out[timeperiod:] = real[timeperiod:] - real[:n - timeperiod]
+    cur = real[timeperiod:]
+    prev = real[:n - timeperiod]
+    dest = out[timeperiod:]
+    for j in range(n - timeperiod):
+        dest[j] = cur[j] - prev[j]
 
 
 #pythran export roc(float64[:], int, float64[:])
@@ -287,12 +316,98 @@ def trix(real, timeperiod, out):
         dest[j] = roc_ratio(cur[j], prev[j])
 
 
+def ema_pair_difference(x, first, fast_seed, fast_k, slow_seed, slow_k, out):
+    """out[i] = fast EMA - slow EMA of x for i >= first, both seeded at bar first - 1.
+
+    The two recurrences of ``overlap.ema_seeded`` in one pass, four bars per
+    FMA on each chain: MACD's line without writing either EMA out and
+    reading both back (a pass over the output costs ~0.15 ms at 10^6 bars).
+    """
+    n = x.shape[0]
+    fa = 1.0 - fast_k
+    fa2 = fa * fa
+    fa3 = fa2 * fa
+    fa4 = fa2 * fa2
+    sa = 1.0 - slow_k
+    sa2 = sa * sa
+    sa3 = sa2 * sa
+    sa4 = sa2 * sa2
+    fast = fast_seed
+    slow = slow_seed
+    i = first
+    while i + 3 < n:
+        v0 = x[i]
+        v1 = x[i + 1]
+        v2 = x[i + 2]
+        v3 = x[i + 3]
+        fb0 = fast_k * v0
+        fc1 = fb0 * fa + fast_k * v1
+        fc2 = fc1 * fa + fast_k * v2
+        fc3 = fc2 * fa + fast_k * v3
+        sb0 = slow_k * v0
+        sc1 = sb0 * sa + slow_k * v1
+        sc2 = sc1 * sa + slow_k * v2
+        sc3 = sc2 * sa + slow_k * v3
+        out[i] = (fast * fa + fb0) - (slow * sa + sb0)
+        out[i + 1] = (fast * fa2 + fc1) - (slow * sa2 + sc1)
+        out[i + 2] = (fast * fa3 + fc2) - (slow * sa3 + sc2)
+        fast = fast * fa4 + fc3
+        slow = slow * sa4 + sc3
+        out[i + 3] = fast - slow
+        i += 4
+    while i < n:
+        fast = fast * fa + fast_k * x[i]
+        slow = slow * sa + slow_k * x[i]
+        out[i] = fast - slow
+        i += 1
+
+
+def ema_and_gap(x, first, seed, k, out, gap):
+    """``overlap.ema_seeded`` that also writes gap[i] = x[i] - out[i] (MACD's histogram)."""
+    n = x.shape[0]
+    a = 1.0 - k
+    a2 = a * a
+    a3 = a2 * a
+    a4 = a2 * a2
+    y = seed
+    i = first
+    while i + 3 < n:
+        v0 = x[i]
+        v1 = x[i + 1]
+        v2 = x[i + 2]
+        v3 = x[i + 3]
+        b0 = k * v0
+        c1 = b0 * a + k * v1
+        c2 = c1 * a + k * v2
+        c3 = c2 * a + k * v3
+        y0 = y * a + b0
+        y1 = y * a2 + c1
+        y2 = y * a3 + c2
+        y = y * a4 + c3
+        out[i] = y0
+        out[i + 1] = y1
+        out[i + 2] = y2
+        out[i + 3] = y
+        gap[i] = v0 - y0
+        gap[i + 1] = v1 - y1
+        gap[i + 2] = v2 - y2
+        gap[i + 3] = v3 - y
+        i += 4
+    while i < n:
+        y = y * a + k * x[i]
+        out[i] = y
+        gap[i] = x[i] - y
+        i += 1
+
+
 #pythran export macd(float64[:], int, int, int, float64[:], float64[:], float64[:])
 def macd(real, fastperiod, slowperiod, signalperiod, line, signal, hist):
     """EMA(fast) - EMA(slow), its EMA(signal) and their difference.
 
     Lookback max(fast, slow) - 1 + signalperiod - 1, for all three outputs.
-    The slow EMA is parked in ``signal`` until the line is formed.
+    Each EMA is seeded as ``overlap.ema_into`` seeds it (the fast one with
+    the mean of x[slow-fast : slow], see the module docstring); two fused
+    passes then write the line, and the signal with the histogram.
     """
     n = real.shape[0]
     fast = fastperiod
@@ -302,15 +417,32 @@ def macd(real, fastperiod, slowperiod, signalperiod, line, signal, hist):
         slow = fastperiod
     line_first = slow - 1
     first = line_first + signalperiod - 1
-    ema_into(real, 0, slow, signal)
-    ema_into(real, slow - fast, fast, line)
-    for i in range(line_first, n):
-        line[i] = line[i] - signal[i]
-    ema_into(line, line_first, signalperiod, signal)
     fill_nan(line, first)
+    fill_nan(signal, first)
     fill_nan(hist, first)
-    for i in range(first, n):
-        hist[i] = line[i] - signal[i]
+    if line_first >= n:
+        return
+    slow_total = 0.0
+    for i in range(0, slow):
+        slow_total += real[i]
+    fast_total = 0.0
+    for i in range(slow - fast, slow):
+        fast_total += real[i]
+    fast_seed = fast_total / fast
+    slow_seed = slow_total / slow
+    line[line_first] = fast_seed - slow_seed
+    ema_pair_difference(real, line_first + 1, fast_seed, 2.0 / (fast + 1), slow_seed, 2.0 / (slow + 1), line)
+    if first >= n:
+        fill_nan(line, n)
+        return
+    total = 0.0
+    for i in range(line_first, first + 1):
+        total += line[i]
+    seed = total / signalperiod
+    signal[first] = seed
+    hist[first] = line[first] - seed
+    ema_and_gap(line, first + 1, seed, 2.0 / (signalperiod + 1), signal, hist)
+    fill_nan(line, first)
 
 
 def price_oscillator(x, fastperiod, slowperiod, matype, percent, out):

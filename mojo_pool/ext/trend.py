@@ -21,7 +21,7 @@ Conventions shared with TA-Lib:
   (or DM sum) that is > 0, so a NaN or non-positive one gives 0 / no DX;
   NATR divides by any close != 0 (a NaN close gives NaN, a 0 close 0).
 """
-from .overlap import ema_seeded, fill_nan
+from .overlap import fill_nan
 
 
 def _true_range(high, low, prev_close):
@@ -72,9 +72,12 @@ def atr_into(high, low, close, period, normalize, out):
     """Wilder's average true range, lookback ``period``.
 
     Seeded with the mean of the true ranges of bars 1..period, then
-    smoothed in place over the true ranges by ``ema_seeded`` (k = 1/period,
-    four bars per step of the dependency chain). With ``normalize`` the
-    output is 100 * ATR / close (0 where the close is 0). ``period`` 1 runs
+    smoothed with k = 1/period by ``ema_seeded``'s recurrence (four bars per
+    step of the dependency chain), the true ranges computed inside that
+    loop: a separate TRANGE pass cost one more write and read of the output.
+    With ``normalize`` the output is 100 * ATR / close (0 where the close
+    is 0), in a pass of its own that vectorises (a division in the
+    recurrence loop runs at the scalar divider's pace). ``period`` 1 runs
     the same recurrence (prev * 0 + tr): the true range for finite input,
     but a NaN high or low poisons every later bar, as in TA-Lib.
     """
@@ -82,20 +85,45 @@ def atr_into(high, low, close, period, normalize, out):
     if period >= n:
         fill_nan(out, n)
         return
-    trange_into(high, low, close, out)
+    fill_nan(out, period)
     total = 0.0
     for i in range(1, period + 1):
-        total += out[i]
-    seed = total / period
-    # out holds the true ranges: ema_seeded reads each group of four before
-    # it overwrites them with the averages.
-    ema_seeded(out, period + 1, seed, 1.0 / period, out)
-    out[period] = seed
-    fill_nan(out, period)
+        total += _true_range(high[i], low[i], close[i - 1])
+    y = total / period
+    out[period] = y
+    k = 1.0 / period
+    a = 1.0 - k
+    a2 = a * a
+    a3 = a2 * a
+    a4 = a2 * a2
+    # Bar j + 1 of the series is index j of these views (see trange_into).
+    h = high[1:]
+    lo = low[1:]
+    prev_close = close[:n - 1]
+    dest = out[1:]
+    m = n - 1
+    j = period
+    while j + 3 < m:
+        b0 = k * _true_range(h[j], lo[j], prev_close[j])
+        c1 = b0 * a + k * _true_range(h[j + 1], lo[j + 1], prev_close[j + 1])
+        c2 = c1 * a + k * _true_range(h[j + 2], lo[j + 2], prev_close[j + 2])
+        c3 = c2 * a + k * _true_range(h[j + 3], lo[j + 3], prev_close[j + 3])
+        dest[j] = y * a + b0
+        dest[j + 1] = y * a2 + c1
+        dest[j + 2] = y * a3 + c2
+        y = y * a4 + c3
+        dest[j + 3] = y
+        j += 4
+    while j < m:
+        y = y * a + k * _true_range(h[j], lo[j], prev_close[j])
+        dest[j] = y
+        j += 1
     if normalize:
-        for i in range(period, n):
-            c = close[i]
-            out[i] = out[i] / c * 100.0 if c != 0.0 else 0.0
+        c = close[period:]
+        atr = out[period:]
+        for j in range(n - period):
+            v = c[j]
+            atr[j] = atr[j] / v * 100.0 if v != 0.0 else 0.0
 
 
 def di_into(high, low, close, period, minus, out):

@@ -15,12 +15,12 @@ def ad_increment(high, low, close, volume):
     """One bar's accumulation/distribution: the close location value times volume.
 
     ((close - low) - (high - close)) / (high - low) * volume, and nothing
-    for a bar without range (high <= low), as TA-Lib does.
+    for a bar without range (high <= low), as TA-Lib does. A select, not a
+    branch: with -fno-trapping-math the division may run speculatively, so
+    the four increments of a step in ``ad_line_step`` need not wait on it.
     """
     spread = high - low
-    if spread > 0.0:
-        return (close - low - (high - close)) / spread * volume
-    return 0.0
+    return (close - low - (high - close)) / spread * volume if spread > 0.0 else 0.0
 
 
 #pythran export obv(float64[:], float64[:], float64[:])
@@ -49,13 +49,46 @@ def obv(real, volume, out):
         prev = price
 
 
+def ad_line_step(high, low, close, volume, i, line):
+    """The AD line at bars i..i+3 from its value at bar i - 1, summed in TA-Lib's order.
+
+    The four increments do not depend on the line: they are computed beside
+    its chain of additions, which alone is carried from step to step.
+    (Block-wise, a vectorised pass of increments then a summing pass, ran
+    1.1x TA-Lib at 10^5 bars but 0.7x at 10^6, where the two phases no
+    longer overlap the memory traffic; measured.)
+    """
+    inc0 = ad_increment(high[i], low[i], close[i], volume[i])
+    inc1 = ad_increment(high[i + 1], low[i + 1], close[i + 1], volume[i + 1])
+    inc2 = ad_increment(high[i + 2], low[i + 2], close[i + 2], volume[i + 2])
+    inc3 = ad_increment(high[i + 3], low[i + 3], close[i + 3], volume[i + 3])
+    l0 = line + inc0
+    l1 = l0 + inc1
+    l2 = l1 + inc2
+    return l0, l1, l2, l2 + inc3
+
+
 #pythran export ad(float64[:], float64[:], float64[:], float64[:], float64[:])
 def ad(high, low, close, volume, out):
-    """Chaikin accumulation/distribution line, cumulative from the first bar; lookback 0."""
+    """Chaikin accumulation/distribution line, cumulative from the first bar; lookback 0.
+
+    The total is summed bar by bar in TA-Lib's order (see the module
+    docstring), four bars a step (``ad_line_step``).
+    """
+    n = high.shape[0]
     total = 0.0
-    for i in range(high.shape[0]):
+    i = 0
+    while i + 3 < n:
+        l0, l1, l2, total = ad_line_step(high, low, close, volume, i, total)
+        out[i] = l0
+        out[i + 1] = l1
+        out[i + 2] = l2
+        out[i + 3] = total
+        i += 4
+    while i < n:
         total += ad_increment(high[i], low[i], close[i], volume[i])
         out[i] = total
+        i += 1
 
 
 #pythran export adosc(float64[:], float64[:], float64[:], float64[:], int, int, float64[:])
@@ -71,25 +104,56 @@ def adosc(high, low, close, volume, fastperiod, slowperiod, out):
     The oscillator is a small difference of two EMAs of a line that grows to
     1e8 and more, so near its zero crossings only its absolute error (a few
     ulps of the line) is meaningful, not its relative one.
+
+    Four bars a step: the line as in ``ad``, and each EMA advanced four bars
+    per FMA on its chain the way ``overlap.ema_seeded`` does (one bar a
+    step ran at 0.63x TA-Lib, measured, 0.85x now). The bars before the
+    first output are computed too, then overwritten by NaN.
     """
     n = high.shape[0]
     first = max(fastperiod, slowperiod) - 1
-    fill_nan(out, first)
     if first >= n:
+        fill_nan(out, n)
         return
-    fast_k = 2.0 / (fastperiod + 1.0)
-    fast_keep = 1.0 - fast_k
-    slow_k = 2.0 / (slowperiod + 1.0)
-    slow_keep = 1.0 - slow_k
+    fk = 2.0 / (fastperiod + 1.0)
+    fa = 1.0 - fk
+    fa2 = fa * fa
+    fa3 = fa2 * fa
+    fa4 = fa2 * fa2
+    sk = 2.0 / (slowperiod + 1.0)
+    sa = 1.0 - sk
+    sa2 = sa * sa
+    sa3 = sa2 * sa
+    sa4 = sa2 * sa2
     line = ad_increment(high[0], low[0], close[0], volume[0])
     fast = line
     slow = line
-    for i in range(1, n):
+    out[0] = 0.0
+    i = 1
+    while i + 3 < n:
+        l0, l1, l2, line = ad_line_step(high, low, close, volume, i, line)
+        fb0 = fk * l0
+        fc1 = fb0 * fa + fk * l1
+        fc2 = fc1 * fa + fk * l2
+        fc3 = fc2 * fa + fk * line
+        sb0 = sk * l0
+        sc1 = sb0 * sa + sk * l1
+        sc2 = sc1 * sa + sk * l2
+        sc3 = sc2 * sa + sk * line
+        out[i] = (fast * fa + fb0) - (slow * sa + sb0)
+        out[i + 1] = (fast * fa2 + fc1) - (slow * sa2 + sc1)
+        out[i + 2] = (fast * fa3 + fc2) - (slow * sa3 + sc2)
+        fast = fast * fa4 + fc3
+        slow = slow * sa4 + sc3
+        out[i + 3] = fast - slow
+        i += 4
+    while i < n:
         line += ad_increment(high[i], low[i], close[i], volume[i])
-        fast = fast * fast_keep + fast_k * line
-        slow = slow * slow_keep + slow_k * line
-        if i >= first:
-            out[i] = fast - slow
+        fast = fast * fa + fk * line
+        slow = slow * sa + sk * line
+        out[i] = fast - slow
+        i += 1
+    fill_nan(out, first)
 
 
 #pythran export mfi(float64[:], float64[:], float64[:], float64[:], int, float64[:])

@@ -1,7 +1,8 @@
 """The :9090 endpoint, over real HTTP.
 
-1. /metrics serves Prometheus text with the mojo_compute metrics and the
-   Info line; with an OpenMetrics Accept header it answers OpenMetrics.
+1. /metrics serves Prometheus text with the mojo_compute metrics, the
+   Info line and the live pool state; with an OpenMetrics Accept header it
+   answers OpenMetrics.
 2. /health is JSON with status, workers alive/expected, connections and
    uptime; /ready is 200 while every worker is up, 503 when one is down or
    the service drains.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -27,6 +29,7 @@ import pytest
 
 from mojo_pool import prometheus_metrics as pm
 from mojo_pool.exporter import Exporter, Health
+from mojo_pool.pool_collector import PoolSnapshot, WorkerSlot
 
 
 class Supervisor:
@@ -53,7 +56,8 @@ def get(url: str, headers: dict[str, str] | None = None, context: ssl.SSLContext
 @pytest.fixture
 def served():
     supervisor = Supervisor()
-    exporter = Exporter(supervisor.health, "127.0.0.1", 0).start()
+    pool = PoolSnapshot(queue_depth=2, queue_limit=64, workers_expected=1, workers=(WorkerSlot(0, os.getpid()),))
+    exporter = Exporter(supervisor.health, "127.0.0.1", 0, pool=lambda: pool).start()
     yield supervisor, "http://%s:%d" % exporter.address
     exporter.stop()
 
@@ -67,6 +71,7 @@ def test_1_metrics_text_and_openmetrics(served) -> None:  # noqa: ANN001
     text = body.decode()
     assert 'mojo_compute_info{version="0.1.0"} 1.0' in text
     assert 'mojo_compute_errors_total{error_type="EmptyPrices"}' in text
+    assert "mojo_compute_queue_depth 2.0" in text and 'mojo_compute_worker_memory_bytes{slot="0"}' in text
     status, headers, body = get(base + "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
     assert status == 200 and headers["Content-Type"].startswith("application/openmetrics-text")
     assert body.decode().rstrip().endswith("# EOF")

@@ -5,7 +5,8 @@
 2. A tracked indicator computation is timed and records its data points.
 3. track_time observes into the named histogram; an unknown name is refused.
 4. track_connection counts open connections and gives them back.
-5. Unknown actions, indicators and error types are recorded as "unknown".
+5. Unknown actions, indicators, error types, rejection and restart reasons
+   are recorded as "unknown".
 6. Speed-up and service info appear in get_metrics() with the seed's names
    (mojo_compute_info{...} 1, not mojo_compute_info_info).
 """
@@ -92,6 +93,13 @@ def test_5_closed_label_sets() -> None:
     for k in range(50):
         pm.track_request(f"compute_random_{k}")(lambda: None)()
         pm.record_error(f"Weird{k}Error")
+    rejected = value("mojo_compute_requests_rejected_total", reason="busy")
+    pm.record_rejection("busy")
+    pm.record_rejection("because")
+    pm.record_worker_restart("cosmic rays")
+    assert value("mojo_compute_requests_rejected_total", reason="busy") - rejected == 1
+    assert value("mojo_compute_requests_rejected_total", reason="unknown") >= 1
+    assert value("mojo_compute_worker_restarts_total", reason="unknown") >= 1
     assert value("mojo_compute_requests_total", action="unknown", status="success") - unknown == 50
     assert value("mojo_compute_errors_total", error_type="unknown") - errors == 50
     text = pm.get_metrics().decode()
