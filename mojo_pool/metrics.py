@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import os
 
+from typing import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary, values
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from .indicators.registry import REGISTRY as INDICATOR_REGISTRY
 
@@ -80,8 +84,26 @@ SPEEDUP = Gauge(f"{PREFIX}_indicator_speedup",
 # files (Info has no multiprocess storage) and added to the exposition there.
 LOCAL_REGISTRY = CollectorRegistry(auto_describe=True)
 INFO = Info(PREFIX, "Service version and kernel build.", registry=LOCAL_REGISTRY)
-BROKEN_FILES = Counter(f"{PREFIX}_metrics_files_skipped", "Metric files skipped by a scrape as unreadable.",
-                       registry=LOCAL_REGISTRY)
+
+
+class LocalCounts(Collector):
+    """Counters only the scraping process keeps, held as plain numbers.
+
+    A prometheus_client Counter would not do: in multiprocess mode its value
+    lives in the process's .db file, so every worker that imports this
+    module would write a copy and the merged scrape would show it twice.
+    """
+
+    def __init__(self) -> None:
+        self.skipped_files = 0
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(f"{PREFIX}_metrics_files_skipped",
+                                  "Metric files skipped by a scrape as unreadable.", value=self.skipped_files)
+
+
+LOCAL_COUNTS = LocalCounts()
+LOCAL_REGISTRY.register(LOCAL_COUNTS)
 
 # ---- What a worker pool needs beyond the original service's metrics ----
 # Recorded where the fact is known: queueing, rejections and restarts in the

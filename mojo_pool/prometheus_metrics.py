@@ -190,7 +190,7 @@ class TolerantMultiProcessCollector(Collector):
                 except FileNotFoundError:
                     continue  # removed since the glob (a live gauge of a dead process)
                 except Exception as exc:  # noqa: BLE001
-                    metrics.BROKEN_FILES.inc()
+                    metrics.LOCAL_COUNTS.skipped_files += 1
                     log.error("skipping unreadable metrics file %s: %s", name, exc)
                     continue
                 readable.append(name)

@@ -16,8 +16,7 @@ def ad_increment(high, low, close, volume):
 
     ((close - low) - (high - close)) / (high - low) * volume, and nothing
     for a bar without range (high <= low), as TA-Lib does. A select, not a
-    branch: with -fno-trapping-math the division may run speculatively, so
-    the four increments of a step in ``ad_line_step`` need not wait on it.
+    branch (-fno-trapping-math lets the division run speculatively).
     """
     spread = high - low
     return (close - low - (high - close)) / spread * volume if spread > 0.0 else 0.0
@@ -244,6 +243,10 @@ def compensated_add(total, carry, x):
     return t, carry
 
 
+# Bars per block of vwap (three buffers of this many floats stay in L1).
+VWAP_BLOCK = 512
+
+
 #pythran export vwap(float64[:], float64[:], float64[:], float64[:], float64[:])
 def vwap(high, low, close, volume, out):
     """TA-Lib's VWAP: cumulative sum(tp * volume) / cumulative sum(volume) from the first bar.
@@ -251,16 +254,40 @@ def vwap(high, low, close, volume, out):
     tp = (high + low + close) / 3; 0 while nothing has traded yet; lookback 0.
     A bar with a NaN in any input is left out of both sums, as TA-Lib does
     (the output repeats the previous value there).
+
+    Block by block: an elementwise loop computes the flows, the two running
+    sums go into L1 buffers, and a second elementwise loop divides them into
+    the output. The elementwise loops run in SIMD lanes; bar by bar, the
+    two divisions (by 3 and by the volume) ran at the scalar divider's pace
+    (measured 0.96x TA-Lib).
     """
+    n = high.shape[0]
+    flows = np.empty(VWAP_BLOCK)
+    pvs = np.empty(VWAP_BLOCK)
+    vols = np.empty(VWAP_BLOCK)
     pv = 0.0
     vol = 0.0
-    for i in range(high.shape[0]):
-        v = volume[i]
-        flow = (high[i] + low[i] + close[i]) / 3.0 * v
-        if flow == flow:
-            pv += flow
-            vol += v
-        out[i] = pv / vol if vol != 0.0 else 0.0
+    for start in range(0, n, VWAP_BLOCK):
+        stop = min(start + VWAP_BLOCK, n)
+        m = stop - start
+        h = high[start:stop]
+        lo = low[start:stop]
+        c = close[start:stop]
+        v = volume[start:stop]
+        for j in range(m):
+            flows[j] = (h[j] + lo[j] + c[j]) / 3.0 * v[j]
+        for j in range(m):
+            flow = flows[j]
+            # Selects: adding 0 leaves a sum exactly as skipping the bar does.
+            defined = flow == flow
+            pv += flow if defined else 0.0
+            vol += v[j] if defined else 0.0
+            pvs[j] = pv
+            vols[j] = vol
+        dest = out[start:stop]
+        for j in range(m):
+            total = vols[j]
+            dest[j] = pvs[j] / total if total != 0.0 else 0.0
 
 
 #pythran export rolling_vwap(float64[:], float64[:], float64[:], float64[:], int, float64[:])

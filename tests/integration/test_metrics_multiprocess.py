@@ -14,6 +14,10 @@
 5. Two processes run one after the other in worker slot "w0" write one set
    of files: the second continues the first's counters; marking the slot
    dead removes its live gauges.
+6. Scraped through the real HTTP endpoint: a worker recording without pause
+   is killed with SIGKILL mid-stream and respawned in its slot; across 20
+   scrapes before, between and after, no counter ever decreases and no
+   series appears twice in one scrape.
 """
 from __future__ import annotations
 
@@ -119,9 +123,9 @@ def test_4_broken_files_are_skipped(tmp_path: Path, monkeypatch) -> None:  # noq
     real = sorted(tmp_path.glob("histogram_*.db"))[0]
     (tmp_path / "histogram_888888.db").write_bytes(real.read_bytes()[:13])
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    skipped = metrics.BROKEN_FILES._value.get()
+    skipped = metrics.LOCAL_COUNTS.skipped_files
     text = prometheus_metrics.get_metrics().decode()
-    assert metrics.BROKEN_FILES._value.get() - skipped == 2
+    assert metrics.LOCAL_COUNTS.skipped_files - skipped == 2
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples[("mojo_compute_requests_total", (("action", "compute_sma"), ("status", "success")))] == 20
@@ -138,3 +142,60 @@ def test_5_worker_slots_continue_counters(tmp_path: Path) -> None:
     assert samples[("mojo_compute_active_connections", ())] == 2
     mark_process_dead("w0", str(tmp_path))
     assert ("mojo_compute_active_connections", ()) not in scrape(tmp_path)
+
+
+LOOPER = textwrap.dedent("""
+    from mojo_pool import prometheus_metrics as pm
+    handle = pm.track_request("compute_ema")(lambda: None)
+    while True:
+        handle()
+        pm.record_error("TimeoutError")
+""")
+
+
+def test_6_kill_and_respawn_never_decreases(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import signal
+    import time
+    import urllib.request
+
+    from mojo_pool.exporter import Exporter, Health
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    exporter = Exporter(lambda: Health(1, 1, 0, time.time()), "127.0.0.1", 0).start()
+    url = "http://%s:%d/metrics" % exporter.address
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "MOJO_POOL_METRICS_ID": "w0"}
+    seen: dict[tuple, float] = {}
+
+    def check_monotonic() -> None:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        names = [(s.name, tuple(sorted(s.labels.items())))
+                 for family in text_string_to_metric_families(text) for s in family.samples]
+        assert len(names) == len(set(names)), "a series appears twice"
+        for family in text_string_to_metric_families(text):
+            if family.type not in ("counter", "histogram", "summary"):
+                continue
+            for s in family.samples:
+                if s.name.endswith(("_total", "_count", "_sum", "_bucket")):
+                    key = (s.name, tuple(sorted(s.labels.items())))
+                    assert s.value >= seen.get(key, 0.0), f"{key} went from {seen[key]} to {s.value}"
+                    seen[key] = s.value
+
+    try:
+        for _ in range(2):  # the first worker, then its replacement in the same slot
+            worker = subprocess.Popen([sys.executable, "-c", LOOPER], env=env)
+            deadline = time.time() + 30
+            while not seen.get(("mojo_compute_requests_total", (("action", "compute_ema"), ("status", "success")))):
+                assert time.time() < deadline, "worker never recorded"
+                time.sleep(0.2)
+                check_monotonic()
+            for _ in range(5):
+                check_monotonic()
+                time.sleep(0.1)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            mark_process_dead("w0", str(tmp_path))
+            check_monotonic()
+        assert seen[("mojo_compute_errors_total", (("error_type", "TimeoutError"),))] > 0
+    finally:
+        exporter.stop()
