@@ -181,9 +181,11 @@ def test_6_kill_and_respawn_never_decreases(tmp_path: Path, monkeypatch) -> None
                     assert s.value >= seen.get(key, 0.0), f"{key} went from {seen[key]} to {s.value}"
                     seen[key] = s.value
 
+    workers: list[subprocess.Popen] = []
     try:
         for _ in range(2):  # the first worker, then its replacement in the same slot
             worker = subprocess.Popen([sys.executable, "-c", LOOPER], env=env)
+            workers.append(worker)
             deadline = time.time() + 30
             while not seen.get(("mojo_compute_requests_total", (("action", "compute_ema"), ("status", "success")))):
                 assert time.time() < deadline, "worker never recorded"
@@ -198,4 +200,7 @@ def test_6_kill_and_respawn_never_decreases(tmp_path: Path, monkeypatch) -> None
             check_monotonic()
         assert seen[("mojo_compute_errors_total", (("error_type", "TimeoutError"),))] > 0
     finally:
+        for worker in workers:  # the loop never ends by itself: never leave one behind
+            worker.kill()
+            worker.wait()
         exporter.stop()

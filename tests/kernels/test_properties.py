@@ -13,12 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agreement import assert_agrees
 from market import Bars
 from mojo_pool import indicators
 from mojo_pool.indicators.registry import REGISTRY
 
 talib = pytest.importorskip("talib", reason="ta-lib (PyPI) is the oracle for these tests")
-from test_talib_parity import WITH_TALIB, assert_agrees  # noqa: E402
+from test_talib_parity import WITH_TALIB  # noqa: E402
 
 
 @st.composite

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from agreement import assert_agrees
 from market import Bars, bars, with_nan
 from mojo_pool import indicators
 from mojo_pool.indicators.registry import REGISTRY, Indicator, Param
@@ -32,26 +33,6 @@ from mojo_pool.indicators.registry import REGISTRY, Indicator, Param
 talib = pytest.importorskip("talib", reason="ta-lib (PyPI) is the oracle for these tests")
 
 WITH_TALIB = sorted(name for name in REGISTRY if hasattr(talib, name.upper()))
-
-def assert_agrees(ours: np.ndarray, ref: np.ndarray, level: float, what: str) -> None:
-    ours_nan = np.isnan(ours)
-    ref_nan = np.isnan(ref)
-    if not np.array_equal(ours_nan, ref_nan):
-        where = np.flatnonzero(ours_nan != ref_nan)[:5]
-        raise AssertionError(f"{what}: NaN positions differ at {where.tolist()} "
-                             f"(ours {ours[where].tolist()}, talib {ref[where].tolist()})")
-    ok = ~ref_nan
-    if not ok.any():
-        return
-    error = np.abs(ours[ok] - ref[ok])
-    scale = max(1.0, level, float(np.max(np.abs(ref[ok]))))
-    bound = 1e-9 * np.abs(ref[ok]) + 1e-12 * scale
-    if np.any(error > bound):
-        worst = int(np.argmax(error - bound))
-        index = np.flatnonzero(ok)[worst]
-        raise AssertionError(f"{what}: at {index} ours {ours[index]!r} talib {ref[index]!r} "
-                             f"(relative error {error[worst] / max(abs(ref[index]), 1e-300):.3g})")
-
 
 def both(indicator: Indicator, b: Bars, params: dict) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     inputs = b.inputs(indicator.inputs)

@@ -22,8 +22,8 @@ Scenarios:
    clean after), in 1-D and in rows of a 2-D batch;
 5. timeperiod outside [1, 100000] is refused with a ValueError naming it.
 
-Agreement means identical NaN positions and, elsewhere,
-|ours - reference| <= 1e-9 * |reference| + 1e-12 * max(1, price level).
+Agreement is the parity test's: identical NaN positions and, elsewhere,
+|ours - reference| <= 1e-9 * |reference| + 1e-12 * scale.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
+from agreement import assert_agrees
 from market import Bars, bars, with_nan
 from mojo_pool import indicators
 from mojo_pool.indicators.registry import REGISTRY
@@ -57,22 +58,6 @@ def vwap(b: Bars, timeperiod: int | None = None) -> np.ndarray:
     params = {} if timeperiod is None else {"timeperiod": timeperiod}
     (out,) = indicators.compute(VWAP, [b.high, b.low, b.close, b.volume], params)
     return out
-
-
-def assert_agrees(ours: np.ndarray, ref: np.ndarray, level: float, what: str) -> None:
-    ours_nan = np.isnan(ours)
-    ref_nan = np.isnan(ref)
-    if not np.array_equal(ours_nan, ref_nan):
-        where = np.flatnonzero(ours_nan != ref_nan)[:5]
-        raise AssertionError(f"{what}: NaN positions differ at {where.tolist()} "
-                             f"(ours {ours[where].tolist()}, reference {ref[where].tolist()})")
-    ok = ~ref_nan
-    error = np.abs(ours[ok] - ref[ok])
-    bound = 1e-9 * np.abs(ref[ok]) + 1e-12 * max(1.0, level)
-    if np.any(error > bound):
-        worst = int(np.argmax(error - bound))
-        index = np.flatnonzero(ok)[worst]
-        raise AssertionError(f"{what}: at {index} ours {ours[index]!r} reference {ref[index]!r}")
 
 
 def check(b: Bars, timeperiod: int, level: float, what: str) -> np.ndarray:
