@@ -20,3 +20,12 @@ def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201 - pytest hook
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped under MOJO_POOL_REQUIRE_ALL=1: {reason}"
+
+
+# CI draws the same examples every run (a failure there is reproducible, not
+# luck); local runs explore new ones each time.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
