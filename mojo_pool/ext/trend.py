@@ -272,11 +272,13 @@ def sar_into(high, low, acceleration, maximum, out):
                     sar = new_high
             else:
                 out[i] = sar
-                if new_high > ep:
-                    ep = new_high
-                    af += acceleration
-                    if af > maximum:
-                        af = maximum
+                # A new extreme is a coin flip on market data: selects, not
+                # a branch (see the note above the one-bar DMs).
+                extends = new_high > ep
+                raised = af + acceleration
+                raised = maximum if raised > maximum else raised
+                ep = new_high if extends else ep
+                af = raised if extends else af
                 sar = sar + af * (ep - sar)
                 if sar > prev_low:
                     sar = prev_low
@@ -301,11 +303,11 @@ def sar_into(high, low, acceleration, maximum, out):
                     sar = new_low
             else:
                 out[i] = sar
-                if new_low < ep:
-                    ep = new_low
-                    af += acceleration
-                    if af > maximum:
-                        af = maximum
+                extends = new_low < ep
+                raised = af + acceleration
+                raised = maximum if raised > maximum else raised
+                ep = new_low if extends else ep
+                af = raised if extends else af
                 sar = sar + af * (ep - sar)
                 if sar < prev_high:
                     sar = prev_high
