@@ -66,7 +66,8 @@ def rsi(x, timeperiod, out):
 
     Same steps as the single-series kernel: averages of gains and losses
     seeded with the plain mean of the first ``timeperiod`` changes, then
-    Wilder-smoothed; 0 where both averages are 0 (a flat series).
+    Wilder-smoothed; 0 where their sum is not positive (a flat series, or
+    from an interior NaN on).
     """
     n, lanes = x.shape
     p = timeperiod
@@ -87,7 +88,7 @@ def rsi(x, timeperiod, out):
         gain[s] = g
         loss[s] = lo
         total = g + lo
-        out[p, s] = 100.0 * (g / total) if total != 0.0 else 0.0
+        out[p, s] = 100.0 * g / total if total > 0.0 else 0.0
     keep = (p - 1) * inv
     for t in range(p + 1, n):
         for s in range(lanes):
@@ -98,7 +99,7 @@ def rsi(x, timeperiod, out):
             lo = loss[s] * keep + down * inv
             gain[s] = g
             loss[s] = lo
-            # g is 0 whenever g + lo is, so dividing by 1 there yields the
-            # 0 a flat series needs, without a branch that blocks SIMD.
+            # A select, not a branch, so the lanes stay in SIMD: 0 for a flat
+            # series and, as in TA-Lib, from an interior NaN on (NaN > 0 is false).
             total = g + lo
-            out[t, s] = 100.0 * (g / (total if total != 0.0 else 1.0))
+            out[t, s] = 100.0 * g / total if total > 0.0 else 0.0

@@ -7,7 +7,8 @@
    lookback in effect (all NaN but the last few) are handled per row.
 3. A batch of one series, and a batch of series shorter than the lookback.
 4. Time-major input (one bar per row, ``time_major=True``) gives the
-   transposed result, through the across-series kernel where one exists.
+   transposed result, through the across-series kernel where one exists,
+   also with an interior NaN inside the lanes.
 """
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ def test_4_time_major_batches(name: str) -> None:
     indicator = REGISTRY[name]
     by_rows = stacked(indicator.inputs, range(24), 300)
     by_rows[0][3, :30] = np.nan  # one late series forces the transposing path too
-    for inputs in (stacked(indicator.inputs, range(24), 300), by_rows):
+    with_gap = stacked(indicator.inputs, range(24), 300)
+    with_gap[0][5, 150] = np.nan  # an interior NaN inside the SIMD lanes
+    for inputs in (stacked(indicator.inputs, range(24), 300), by_rows, with_gap):
         expected = indicators.compute(indicator, inputs)
         got = indicators.compute(indicator, [np.ascontiguousarray(v.T) for v in inputs], time_major=True)
         for out_name, e, g in zip(indicator.outputs, expected, got):

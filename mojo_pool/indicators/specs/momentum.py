@@ -5,10 +5,11 @@ from ..registry import Indicator, matype, period, register
 from .overlap import _ma_lookback
 
 
-def _single(name: str, summary: str, default: int, minimum: int = 2, lookback=None) -> Indicator:
+def _single(name: str, summary: str, default: int, minimum: int = 2, lookback=None,
+            lanes: str | None = None) -> Indicator:
     return Indicator(
         name=name, family="momentum", inputs=("real",), params=(period(default=default, minimum=minimum),),
-        outputs=("real",), lookback=lookback or (lambda timeperiod: timeperiod), summary=summary,
+        outputs=("real",), lookback=lookback or (lambda timeperiod: timeperiod), summary=summary, lanes=lanes,
     )
 
 
@@ -25,7 +26,8 @@ def _oscillator(name: str, summary: str) -> Indicator:
 
 
 register(
-    _single("rsi", "Relative strength index, Wilder-smoothed gains over gains plus losses (0 when flat).", 14),
+    _single("rsi", "Relative strength index, Wilder-smoothed gains over gains plus losses (0 when flat).", 14,
+            lanes="rsi"),
     _single("cmo", "Chande momentum oscillator: 100*(gain-loss)/(gain+loss), Wilder-smoothed (0 when flat).", 14),
     _single("mom", "Momentum: real - real timeperiod bars ago.", 10, minimum=1),
     _single("roc", "Rate of change in percent: (real / real timeperiod bars ago - 1) * 100 (0 after a 0).", 10,
