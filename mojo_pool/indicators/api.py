@@ -145,9 +145,9 @@ def run_lanes(indicator: Indicator, series: Sequence[np.ndarray], params: Mappin
     that starts with NaN, the data is transposed to rows and back.
     """
     n = series[0].shape[0]
-    if indicator.lanes is not None and backend_name == "compiled" and n > lookback:
+    if indicator.lanes is not None and n > lookback:
         if bool(clean_rows([values.T for values in series]).all()):
-            getattr(ext.load("lanes", "compiled"), indicator.lanes)(*series, *params.values(), *outs)
+            getattr(ext.load("lanes", backend_name), indicator.lanes)(*series, *params.values(), *outs)
             return
     by_rows = [np.ascontiguousarray(values.T) for values in series]
     results = [np.empty_like(by_rows[0]) for _ in outs]

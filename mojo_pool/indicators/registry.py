@@ -100,8 +100,6 @@ class Indicator:
     # Name of the across-series kernel in ext.lanes for time-major batches
     # (one bar per row, series in the SIMD lanes), or None.
     lanes: str | None = None
-    # Extra checks across parameters, raising ValueError (e.g. fast < slow).
-    validate: Callable[..., None] | None = None
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -119,10 +117,7 @@ class Indicator:
         if unknown:
             known = ", ".join(self.param_index) or "none"
             raise ValueError(f"{self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; known: {known}")
-        checked = {p.name: p.check(given[p.name]) if p.name in given else p.default for p in self.params}
-        if self.validate is not None:
-            self.validate(**checked)
-        return checked
+        return {p.name: p.check(given[p.name]) if p.name in given else p.default for p in self.params}
 
 
 REGISTRY: dict[str, Indicator] = {}
