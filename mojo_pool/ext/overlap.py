@@ -440,44 +440,58 @@ def variance_window(x, period, first, out):
         d = x[j] - shift
         s1 += d
         s2 += d * d
-    countdown = 32 * period
     # Views of the bars entering and leaving each window (see sma_into for
     # why not x[i - period + 1]); s1 and s2 move by (in - out) terms computed
-    # off the dependency chain, one add each per bar.
+    # off the dependency chain, one add each per bar. The forced rebuild
+    # every 32 windows ends a segment, so the inner loop carries no
+    # countdown; the two cancellation tests are combined without
+    # short-circuit branches.
     entering = x[first:]
     leaving = x[first - period + 1:n - period + 1]
     dest = out[first:]
-    for j in range(n - first):
-        din = entering[j] - shift
-        dout = leaving[j] - shift
-        full1 = s1 + din
-        full2 = s2 + din * din
-        mean = full1 * inv
-        var = full2 * inv - mean * mean
-        d2 = dout * dout
-        s1 = s1 + (din - dout)
-        s2 = s2 + (din * din - d2)
-        countdown -= 1
-        if var < 1e-6 * (s2 * inv) or d2 > 1e6 * s2 or countdown <= 0:
-            countdown = 32 * period
-            i = first + j
-            oldest = i - period + 1
-            total = 0.0
-            for k in range(oldest, i + 1):
-                total += x[k]
-            shift = total * inv
-            s1 = 0.0
-            s2 = 0.0
-            for k in range(oldest, i + 1):
-                d = x[k] - shift
-                s1 += d
-                s2 += d * d
-            mean = s1 * inv
-            var = s2 * inv - mean * mean
-            d = x[oldest] - shift
-            s1 -= d
-            s2 -= d * d
-        dest[j] = var
+    m = n - first
+    forced = 32 * period - 1
+    j = 0
+    while j < m:
+        stop = min(m, forced)
+        at = stop
+        for k in range(j, stop):
+            din = entering[k] - shift
+            dout = leaving[k] - shift
+            full1 = s1 + din
+            full2 = s2 + din * din
+            mean = full1 * inv
+            var = full2 * inv - mean * mean
+            d2 = dout * dout
+            s1 = s1 + (din - dout)
+            s2 = s2 + (din * din - d2)
+            dest[k] = var
+            if (var < 1e-6 * (s2 * inv)) | (d2 > 1e6 * s2):
+                at = k
+                break
+        if at >= m:
+            break
+        # Re-anchor at output ``at`` (a cancellation test fired, or the
+        # 32-window rebuild is due) with a fresh two-pass over its window.
+        i = first + at
+        oldest = i - period + 1
+        total = 0.0
+        for k in range(oldest, i + 1):
+            total += x[k]
+        shift = total * inv
+        s1 = 0.0
+        s2 = 0.0
+        for k in range(oldest, i + 1):
+            d = x[k] - shift
+            s1 += d
+            s2 += d * d
+        mean = s1 * inv
+        dest[at] = s2 * inv - mean * mean
+        d = x[oldest] - shift
+        s1 -= d
+        s2 -= d * d
+        forced = at + 32 * period
+        j = at + 1
 
 
 def stddev_window(x, period, first, out):
