@@ -11,6 +11,17 @@ LINREG_VALUE = 0  # the fitted line at the newest bar (LINEARREG)
 LINREG_SLOPE = 1  # the fitted slope per bar (LINEARREG_SLOPE)
 
 
+def regression_constants(period):
+    """p, sum of the bar offsets 0..p-1, and the least-squares divisor.
+
+    Exact in doubles for every period allowed (the sums stay below 2^53).
+    """
+    p = float(period)
+    sum_a = p * (p - 1.0) * 0.5
+    sum_aa = p * (p - 1.0) * (2.0 * p - 1.0) / 6.0
+    return p, sum_a, sum_a * sum_a - p * sum_aa
+
+
 def linreg_window(x, period, kind, out):
     """Least-squares line through each window x[i-period+1 : i+1]; lookback period - 1.
 
@@ -37,10 +48,7 @@ def linreg_window(x, period, kind, out):
     fill_nan(out, first)
     if first >= n:
         return
-    p = float(period)
-    sum_a = p * (p - 1.0) * 0.5
-    sum_aa = p * (p - 1.0) * (2.0 * p - 1.0) / 6.0  # exact: below 2^53 for any period allowed
-    divisor = sum_a * sum_a - p * sum_aa
+    p, sum_a, divisor = regression_constants(period)
     top = p - 1.0
     sum_y = 0.0
     sum_ay = 0.0
@@ -82,10 +90,7 @@ def linreg_slope_window(x, period, out):
     fill_nan(out, first)
     if first >= n:
         return
-    p = float(period)
-    sum_a = p * (p - 1.0) * 0.5
-    sum_aa = p * (p - 1.0) * (2.0 * p - 1.0) / 6.0  # exact: below 2^53 for any period allowed
-    divisor = sum_a * sum_a - p * sum_aa
+    p, sum_a, divisor = regression_constants(period)
     # Views of the bar entering (x[i]) and leaving (x[i - period]) at bar
     # first + 1 + j, with non-negative indices (see overlap.sma_into).
     entering = x[first + 1:]
