@@ -27,6 +27,7 @@ Conventions of TA-Lib's that the kernels reproduce:
 """
 import numpy as np
 
+from .oscillators import fastk_into
 from .overlap import fill_nan, ema_into, ma_into, ma_lookback
 
 # TA-Lib's zero band for PPO's denominator and the flat-window test.
@@ -201,54 +202,6 @@ def roc_ratio(value, reference):
     if reference != 0.0:
         return (value / reference - 1.0) * 100.0
     return 0.0
-
-
-def stoch_flat(highest, lowest):
-    """True when a window's range is rounding noise against its extremes."""
-    return abs(highest - lowest) <= EPSILON * (abs(highest) + abs(lowest))
-
-
-def fastk_into(x, start, period, out):
-    """Fast %K of a single series: 100 * (x - lowest) / (highest - lowest).
-
-    Over x[start:], lookback period - 1. The extremes are tracked by index
-    and rescanned only when they leave the window (strict comparison in the
-    rescan, today's bar taking over on equality), as TA-Lib tracks them.
-    """
-    n = x.shape[0]
-    first = start + period - 1
-    fill_nan(out, first)
-    hi_at = -1
-    lo_at = -1
-    hi = 0.0
-    lo = 0.0
-    for today in range(first, n):
-        oldest = today - period + 1
-        v = x[today]
-        if lo_at < oldest:
-            lo_at = oldest
-            lo = x[oldest]
-            for j in range(oldest + 1, today + 1):
-                if x[j] < lo:
-                    lo_at = j
-                    lo = x[j]
-        elif v <= lo:
-            lo_at = today
-            lo = v
-        if hi_at < oldest:
-            hi_at = oldest
-            hi = x[oldest]
-            for j in range(oldest + 1, today + 1):
-                if x[j] > hi:
-                    hi_at = j
-                    hi = x[j]
-        elif v >= hi:
-            hi_at = today
-            hi = v
-        if stoch_flat(hi, lo):
-            out[today] = 0.0
-        else:
-            out[today] = ((v - lo) / (hi - lo)) * 100.0
 
 
 #pythran export rsi(float64[:], int, float64[:])
@@ -489,7 +442,7 @@ def stochrsi(real, timeperiod, fastk_period, fastd_period, fastd_matype, fastk, 
     k_first = timeperiod + fastk_period - 1
     first = k_first + ma_lookback(fastd_period, fastd_matype)
     rsi_exact_into(real, 0, timeperiod, fastd)
-    fastk_into(fastd, timeperiod, fastk_period, fastk)
+    fastk_into(fastd, fastd, fastd, timeperiod, fastk_period, fastk)
     ma_into(fastk, k_first, fastd_period, fastd_matype, fastd)
     fill_nan(fastk, first)
     fill_nan(fastd, first)

@@ -31,20 +31,22 @@ import numpy as np
 from .overlap import fill_nan, ma_into, ma_lookback
 
 
-def fastk_into(high, low, close, period, out):
-    """Raw stochastic %K, (close - lowest) / (highest - lowest) * 100; lookback period - 1.
+def fastk_into(high, low, close, start, period, out):
+    """Raw stochastic %K over bars start.., (close - lowest) / (highest - lowest) * 100.
 
-    Not clamped: a close outside its bar's range gives a %K outside [0, 100].
+    Lookback period - 1 from ``start``. Not clamped: a close outside its
+    bar's range gives a %K outside [0, 100]. STOCHRSI runs it on one series
+    (high = low = close = the RSI).
     """
     n = close.shape[0]
-    first = period - 1
+    first = start + period - 1
     fill_nan(out, first)
     hi_at = -1
     lo_at = -1
     hi = 0.0
     lo = 0.0
     for today in range(first, n):
-        oldest = today - first
+        oldest = today - period + 1
         v = low[today]
         if lo_at < oldest:
             lo_at = oldest
@@ -84,7 +86,7 @@ def stoch(high, low, close, fastk_period, slowk_period, slowk_matype, slowd_peri
     """
     n = close.shape[0]
     raw = np.empty(n)
-    fastk_into(high, low, close, fastk_period, raw)
+    fastk_into(high, low, close, 0, fastk_period, raw)
     k_first = fastk_period - 1
     ma_into(raw, k_first, slowk_period, slowk_matype, slowk)
     d_start = k_first + ma_lookback(slowk_period, slowk_matype)
@@ -95,7 +97,7 @@ def stoch(high, low, close, fastk_period, slowk_period, slowk_matype, slowd_peri
 #pythran export stochf(float64[:], float64[:], float64[:], int, int, int, float64[:], float64[:])
 def stochf(high, low, close, fastk_period, fastd_period, fastd_matype, fastk, fastd):
     """Fast stochastic: raw %K and its MA(fastd); %K reported from where %D is defined."""
-    fastk_into(high, low, close, fastk_period, fastk)
+    fastk_into(high, low, close, 0, fastk_period, fastk)
     k_first = fastk_period - 1
     ma_into(fastk, k_first, fastd_period, fastd_matype, fastd)
     fill_nan(fastk, k_first + ma_lookback(fastd_period, fastd_matype))
