@@ -6,11 +6,6 @@ import numpy as np
 
 from .overlap import fill_nan, variance_window
 
-# What linreg_window writes.
-LINREG_VALUE = 0  # the fitted line at the newest bar (LINEARREG)
-LINREG_SLOPE = 1  # the fitted slope per bar (LINEARREG_SLOPE)
-
-
 def regression_constants(period):
     """p, sum of the bar offsets 0..p-1, and the least-squares divisor.
 
@@ -22,8 +17,10 @@ def regression_constants(period):
     return p, sum_a, sum_a * sum_a - p * sum_aa
 
 
-def linreg_window(x, period, kind, out):
-    """Least-squares line through each window x[i-period+1 : i+1]; lookback period - 1.
+def linreg_window(x, period, out):
+    """The least-squares line through each window x[i-period+1 : i+1], at its newest bar.
+
+    Lookback period - 1.
 
     Bars are numbered by age, a = 0 (newest) .. period - 1 (oldest), and two
     running sums move one bar per step: ``sum_y`` = sum(x) and ``sum_ay`` =
@@ -39,9 +36,9 @@ def linreg_window(x, period, kind, out):
     that makes the rounding drift (which on a long fall from 100 to 0.06
     with a period in the thousands reaches 1e-9 relative, in TA-Lib too) the
     same as TA-Lib's, and the output recover from an interior NaN at the
-    same bar (until the next rebuild, NaN). The slope is bit-identical to
-    TA-Lib's; the value differs at most in its last bit, where TA-Lib's
-    build fuses the final multiply-add.
+    same bar (until the next rebuild, NaN). The value differs from TA-Lib's
+    at most in its last bit, where TA-Lib's build fuses the final
+    multiply-add.
     """
     n = x.shape[0]
     first = period - 1
@@ -68,14 +65,11 @@ def linreg_window(x, period, kind, out):
             sum_y = sum_y - leaving + x[i]
         countdown -= 1
         slope = (p * sum_ay - sum_a * sum_y) / divisor
-        if kind == LINREG_SLOPE:
-            out[i] = slope
-        else:
-            out[i] = (sum_y - slope * sum_a) / p + slope * top
+        out[i] = (sum_y - slope * sum_a) / p + slope * top
 
 
 def linreg_slope_window(x, period, out):
-    """linreg_window's LINREG_SLOPE with one add per bar on each running sum.
+    """The slope per bar of linreg_window's line, with one add per bar on each running sum.
 
     Same sums, rebuilt at the same bars (first output, then every
     32 * period outputs), so NaN recovery is the same; but the steps are
@@ -149,7 +143,7 @@ def var(real, timeperiod, nbdev, out):
 #pythran export linearreg(float64[:], int, float64[:])
 def linearreg(real, timeperiod, out):
     """Least-squares line over the window, evaluated at its newest bar; lookback timeperiod - 1."""
-    linreg_window(real, timeperiod, LINREG_VALUE, out)
+    linreg_window(real, timeperiod, out)
 
 
 #pythran export linearreg_slope(float64[:], int, float64[:])
