@@ -43,6 +43,7 @@ class Health:
     active_connections: int
     started_at: float  # time.time() when the service started
     draining: bool = False
+    workers: tuple[dict[str, object], ...] = ()  # slot, pid, cpu, ready of each current worker
 
     @property
     def ready(self) -> bool:
@@ -55,6 +56,7 @@ class Health:
             "workers_expected": self.workers_expected,
             "active_connections": self.active_connections,
             "uptime_seconds": round(time.time() - self.started_at, 3),
+            "workers": list(self.workers),
         }
 
 

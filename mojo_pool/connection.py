@@ -1,0 +1,143 @@
+"""One client connection in the supervisor: framing in, replies out in order.
+
+The supervisor reads only the 4-byte length of each frame; bodies go to
+workers as they came. A connection may pipeline any number of frames:
+each becomes a :class:`~mojo_pool.dispatch.Request` in ``pending``, and
+replies are written in the order the requests arrived, whichever worker
+finishes first. A client that stops reading its replies is not read from
+either (``pause_writing``), so it cannot make the supervisor buffer
+without bound.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from . import metrics, protocol
+from .dispatch import Request
+
+if TYPE_CHECKING:
+    from .arbiter import Arbiter
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, arbiter: "Arbiter") -> None:
+        self.arbiter = arbiter
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.pending: deque[Request] = deque()
+        self.closed = False
+        self.close_after_flush = False
+        self.reading = True
+        self.writable = True
+
+    # ---- asyncio.Protocol ------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.arbiter.connections.add(self)
+        metrics.ACTIVE_CONNECTIONS.inc()
+        if self.arbiter.draining:
+            self.pause()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.arbiter.connections.discard(self)
+        metrics.ACTIVE_CONNECTIONS.dec()
+        # Requests still queued for a worker are dropped (no one to answer);
+        # ones already in a worker finish there and their replies are discarded.
+        for request in self.pending:
+            request.replied = True
+        self.pending.clear()
+        self.arbiter.connection_gone()
+
+    def data_received(self, data: bytes) -> None:
+        if self.close_after_flush:
+            return
+        buffer = self.buffer
+        limit = self.arbiter.config.max_frame_bytes
+        if buffer:
+            # A frame arrives in pieces: copy it out once, when it is whole.
+            buffer += data
+            if len(buffer) < 4:
+                return
+            length = int.from_bytes(buffer[:4], "big")
+            if length > limit:
+                self.refuse_frame(length, limit)
+                return
+            if len(buffer) < 4 + length:
+                return
+            data = bytes(buffer)
+            buffer.clear()
+        offset = 0
+        end = len(data)
+        now = time.monotonic()
+        deadline = now + self.arbiter.config.request_timeout
+        while end - offset >= 4:
+            length = int.from_bytes(data[offset:offset + 4], "big")
+            if length > limit:
+                self.refuse_frame(length, limit)
+                return
+            stop = offset + 4 + length
+            if stop > end:
+                break
+            request = Request(self, data[offset:stop] if offset or stop != end else data, now, deadline)
+            offset = stop
+            self.pending.append(request)
+            self.arbiter.dispatcher.submit(request)
+        if offset < end:
+            buffer += data[offset:]
+
+    def pause_writing(self) -> None:
+        self.writable = False
+        self.pause()
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        if not self.arbiter.draining:
+            self.resume()
+
+    # ---- replies ---------------------------------------------------------
+    def deliver(self, request: Request, reply_frame: bytes) -> None:
+        request.frame = reply_frame  # the request's bytes are no longer needed
+        request.replied = True
+        if self.closed:
+            return
+        pending = self.pending
+        if pending[0] is not request:
+            return  # an earlier request is still being computed; written when it is
+        write = self.transport.write  # type: ignore[union-attr]
+        while pending and pending[0].replied:
+            write(pending.popleft().frame)
+        if not pending:
+            if self.close_after_flush:
+                self.transport.close()  # type: ignore[union-attr]
+            elif self.arbiter.draining:
+                self.arbiter.connection_idle(self)
+
+    def refuse_frame(self, length: int, limit: int) -> None:
+        """A frame over the limit: an error reply after the earlier ones, then close."""
+        self.close_after_flush = True
+        self.pause()
+        request = Request(self, b"", time.monotonic(), 0.0)
+        self.pending.append(request)
+        self.arbiter.count_rejection(None, "FrameTooLarge", "too_large")
+        body = protocol.error_body(f"frame of {length} bytes exceeds the limit of {limit} bytes; closing the "
+                                   f"connection", "FrameTooLarge")
+        self.deliver(request, protocol.frame(body))
+
+    # ---- flow control ----------------------------------------------------
+    def pause(self) -> None:
+        if self.reading and self.transport is not None and not self.closed:
+            self.reading = False
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if not self.reading and self.transport is not None and not self.closed and not self.close_after_flush:
+            self.reading = True
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()

@@ -1,0 +1,503 @@
+"""The mojo-compute wire protocol: frames, requests, replies.
+
+Client <-> supervisor, both ways::
+
+    +----------------+--------------------------------------------+
+    | length: u32 BE | body: `length` bytes                       |
+    +----------------+--------------------------------------------+
+
+    body, JSON mode   : a UTF-8 JSON object
+    body, binary mode :
+    +------+----------------+-----------------------+-------------------------+
+    | 0x00 | hlen: u32 BE   | header: JSON, hlen B  | float64 LE values       |
+    +------+----------------+-----------------------+-------------------------+
+      in the header an array field holds its length (an integer); the arrays'
+      values follow the header back to back, in the order the fields appear.
+
+Supervisor <-> worker link (one socketpair per worker)::
+
+    to worker   : | rid: u64 LE | received: f64 LE | client frame (length + body) |
+    to supervisor: | rid: u64 LE | reply frame (length + body)                   |
+    rid 0 from a worker is a control message (a JSON body), e.g. "ready".
+
+The supervisor forwards the client's bytes untouched; only the worker parses
+them. ``received`` is the supervisor's ``time.monotonic()`` at the frame's
+arrival (the clock is system-wide), so the worker can record the whole
+request duration and the time it queued.
+
+Requests (JSON mode)::
+
+    {"action": "ping"}                                  -> {"status": "ok", "message": "pong"}
+    {"action": "compute_sma", "symbol": "TCS", "prices": [...], "period": 20}
+        -> {"status": "ok", "symbol": "TCS", "indicator": "sma", "period": 20, "values": [null, ..., 101.2]}
+    {"action": "compute_macd", "prices": [...], "fast_period": 12, "slow_period": 26, "signal_period": 9}
+        -> {..., "macd_line": [...], "signal_line": [...], "histogram": [...]}
+    {"action": "compute_bollinger", "prices": [...], "period": 20, "std_dev": 2.0}
+        -> {..., "upper_band": [...], "middle_band": [...], "lower_band": [...]}
+    {"action": "compute_<name>", "high": [...], "low": [...], "close": [...], "timeperiod": 14}
+        -> {..., "indicator": "<name>", "params": {...}, "values": [...]}   (one output)
+        -> {..., "<output>": [...], ...}                                     (several, TA-Lib's names)
+    {"action": "batch", "indicator": "<name>", "params": {...},
+     "series": [{"symbol": "A", "prices": [...]}, ...]}
+        -> {"status": "ok", "indicator": ..., "params": ..., "results": [{"symbol": "A", "values": [...]}, ...]}
+
+Any request may carry an ``id`` (string or integer), echoed in its reply.
+Values inside the lookback are ``null`` (NaN in binary mode). Errors:
+``{"status": "error", "error": "<message>", "error_type": "<Type>"}``.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import orjson
+
+from .indicators import REGISTRY, api
+from .indicators.registry import Indicator
+
+LENGTH = struct.Struct(">I")
+BINARY_MARK = 0
+LINK_REQUEST = struct.Struct("<Qd")  # rid, received; then the client frame
+LINK_REPLY = struct.Struct("<Q")  # rid; then the reply frame
+CONTROL_RID = 0
+MAX_ID_LENGTH = 256
+
+
+class ProtocolError(Exception):
+    """A request the service refuses; ``error_type`` goes on the wire."""
+
+    error_type = "InvalidRequest"
+
+    def __init__(self, message: str, error_type: str | None = None) -> None:
+        super().__init__(message)
+        if error_type is not None:
+            self.error_type = error_type
+
+
+def frame(body: bytes) -> bytes:
+    return LENGTH.pack(len(body)) + body
+
+
+def error_body(message: str, error_type: str, request_id: object = None) -> bytes:
+    reply: dict[str, object] = {"status": "error", "error": message, "error_type": error_type}
+    if request_id is not None:
+        reply["id"] = request_id
+    return orjson.dumps(reply)
+
+
+def peek(body: bytes) -> tuple[str | None, object]:
+    """The action and id of a request, or (None, None) if it cannot be read.
+
+    For the supervisor's own error replies (Busy, TimeoutError): it never
+    parses requests on the normal path.
+    """
+    try:
+        header = split_binary(body)[0] if body[:1] == b"\x00" else orjson.loads(body)
+    except (ProtocolError, ValueError):
+        return None, None
+    if not isinstance(header, dict):
+        return None, None
+    request_id = header.get("id")
+    valid_id = request_id if _valid_id(request_id) else None
+    action = header.get("action")
+    return (action if isinstance(action, str) else None), valid_id
+
+
+def _valid_id(value: object) -> bool:
+    return (isinstance(value, str) and len(value) <= MAX_ID_LENGTH) or (
+        type(value) is int and -(2**63) <= value < 2**63)
+
+
+# ---------------------------------------------------------------------------
+# Decoding
+# ---------------------------------------------------------------------------
+
+def split_binary(body: bytes) -> tuple[dict[str, Any], memoryview]:
+    """A binary-mode body as (header, payload)."""
+    if len(body) < 5:
+        raise ProtocolError("binary frame shorter than its 5-byte prefix", "InvalidRequest")
+    (header_length,) = LENGTH.unpack_from(body, 1)
+    if 5 + header_length > len(body):
+        raise ProtocolError(f"binary header length {header_length} exceeds the frame", "InvalidRequest")
+    try:
+        header = orjson.loads(body[5:5 + header_length])
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"binary header is not valid JSON: {exc}", "InvalidJSON") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("binary header must be a JSON object", "InvalidRequest")
+    return header, memoryview(body)[5 + header_length:]
+
+
+class Arrays:
+    """Where a request's arrays come from: JSON lists, or a binary payload read in order."""
+
+    def __init__(self, payload: memoryview | None) -> None:
+        self.payload = payload
+        self.offset = 0
+
+    @property
+    def binary(self) -> bool:
+        return self.payload is not None
+
+    def take(self, name: str, value: object) -> np.ndarray:
+        if value is None:
+            raise ProtocolError(f"{name} is missing", "EmptyPrices")
+        if self.payload is not None:
+            return self._take_binary(name, value)
+        if not isinstance(value, list):
+            raise ProtocolError(f"{name} must be an array of numbers, got {type(value).__name__}", "TypeError")
+        if not value:
+            raise ProtocolError(f"{name} is empty", "EmptyPrices")
+        values = np.array(value)
+        if values.ndim != 1 or values.dtype.kind not in "fiu":
+            raise ProtocolError(f"{name} must hold numbers only", "TypeError")
+        # Integers wider than a double's mantissa would round silently; JSON
+        # parsers already refuse NaN and Infinity, so floats are finite here.
+        return values.astype(np.float64, copy=False) if values.dtype.kind == "f" else _from_integers(name, values)
+
+    def _take_binary(self, name: str, count: object) -> np.ndarray:
+        if type(count) is not int or count < 0:
+            raise ProtocolError(f"{name}: in binary mode an array field holds its length, got {count!r}",
+                                "TypeError")
+        if count == 0:
+            raise ProtocolError(f"{name} is empty", "EmptyPrices")
+        assert self.payload is not None
+        end = self.offset + 8 * count
+        if end > len(self.payload):
+            raise ProtocolError(f"{name}: binary payload holds {len(self.payload) // 8} values, "
+                                f"the header asks for more", "ValueError")
+        # A copy: the kernels want aligned, writable, owned arrays.
+        values = np.frombuffer(self.payload[self.offset:end], dtype="<f8").astype(np.float64)
+        self.offset = end
+        if not np.isfinite(values).all():
+            raise ProtocolError(f"{name} holds NaN or Infinity", "ValueError")
+        return values
+
+    def finish(self) -> None:
+        if self.payload is not None and self.offset != len(self.payload):
+            raise ProtocolError(f"binary payload has {len(self.payload)} bytes, the header describes "
+                                f"{self.offset}", "ValueError")
+
+
+def _from_integers(name: str, values: np.ndarray) -> np.ndarray:
+    if values.size and int(np.abs(values).max()) > 2**53:
+        raise ProtocolError(f"{name} holds an integer too large to be exact as a float", "ValueError")
+    return values.astype(np.float64)
+
+
+# ---------------------------------------------------------------------------
+# Actions
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Action:
+    """How one action's request fields map onto a registry indicator and back.
+
+    ``aliases`` maps the original service's parameter names onto TA-Lib's
+    (one wire name may set several TA-Lib parameters: Bollinger's
+    ``std_dev`` is both ``nbdevup`` and ``nbdevdn``); ``outputs`` names the
+    reply fields in TA-Lib's output order.
+    """
+
+    indicator: Indicator
+    label: str  # the reply's "indicator" field and the metrics label
+    aliases: Mapping[str, tuple[str, ...]]
+    defaults: Mapping[str, object]
+    outputs: tuple[str, ...]
+    seed: bool  # replies echo the aliased parameters instead of "params"
+
+    @property
+    def input_fields(self) -> tuple[str, ...]:
+        return ("prices",) if self.indicator.inputs == ("real",) else self.indicator.inputs
+
+
+def _seed_action(name: str, label: str, aliases: dict[str, tuple[str, ...]], defaults: dict[str, object],
+                 outputs: tuple[str, ...]) -> Action:
+    return Action(REGISTRY[name], label, aliases, defaults, outputs, seed=True)
+
+
+def _generic_action(indicator: Indicator) -> Action:
+    outputs = ("values",) if len(indicator.outputs) == 1 else indicator.outputs
+    return Action(indicator, indicator.name, {}, {}, outputs, seed=False)
+
+
+ACTIONS: dict[str, Action] = {f"compute_{name}": _generic_action(ind) for name, ind in REGISTRY.items()}
+# The original service's five actions: its field names and its defaults
+# (period 20 for SMA, EMA and Bollinger, 14 for RSI, MACD 12/26/9, 2 standard
+# deviations). TA-Lib's parameter names are accepted as well.
+ACTIONS.update({
+    "compute_sma": _seed_action("sma", "sma", {"period": ("timeperiod",)}, {"period": 20}, ("values",)),
+    "compute_ema": _seed_action("ema", "ema", {"period": ("timeperiod",)}, {"period": 20}, ("values",)),
+    "compute_rsi": _seed_action("rsi", "rsi", {"period": ("timeperiod",)}, {"period": 14}, ("values",)),
+    "compute_macd": _seed_action(
+        "macd", "macd",
+        {"fast_period": ("fastperiod",), "slow_period": ("slowperiod",), "signal_period": ("signalperiod",)},
+        {"fast_period": 12, "slow_period": 26, "signal_period": 9}, ("macd_line", "signal_line", "histogram")),
+    "compute_bollinger": _seed_action(
+        "bbands", "bollinger", {"period": ("timeperiod",), "std_dev": ("nbdevup", "nbdevdn")},
+        {"period": 20, "std_dev": 2.0}, ("upper_band", "middle_band", "lower_band")),
+})
+COMMON_FIELDS = frozenset({"action", "id", "symbol"})
+
+
+def _symbol(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ProtocolError(f"symbol must be a string, got {type(value).__name__}", "TypeError")
+
+
+def _params(action: Action, fields: Mapping[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """(TA-Lib parameters, wire parameters to echo) from a request's fields."""
+    given: dict[str, object] = {}
+    echoed: dict[str, object] = {}
+    for wire, value in {**action.defaults, **{k: v for k, v in fields.items() if k in action.aliases}}.items():
+        echoed[wire] = value
+        for target in action.aliases[wire]:
+            given[target] = value
+    aliased = {target for wire in action.aliases if wire in fields for target in action.aliases[wire]}
+    for name in action.indicator.param_index:
+        if name in fields:
+            if name in aliased:
+                raise ProtocolError(f"give {name} or its alias, not both", "InvalidRequest")
+            given[name] = fields[name]
+    if any(type(v) is bool or not isinstance(v, (int, float)) for v in given.values()):
+        bad = next(k for k, v in given.items() if type(v) is bool or not isinstance(v, (int, float)))
+        raise ProtocolError(f"{bad} must be a number, got {type(given[bad]).__name__}", "TypeError")
+    try:
+        checked = action.indicator.check_params(given)
+    except ValueError as exc:
+        raise ProtocolError(str(exc), "ValueError") from None
+    for wire, targets in action.aliases.items():
+        if wire in echoed:
+            echoed[wire] = checked[targets[0]]
+    return checked, echoed
+
+
+def _unknown_fields(fields: Mapping[str, object], allowed: set[str] | frozenset[str], where: str) -> None:
+    unknown = [k for k in fields if k not in allowed]
+    if unknown:
+        raise ProtocolError(f"{where}: unknown field(s) {', '.join(sorted(unknown)[:5])}", "InvalidRequest")
+
+
+# ---------------------------------------------------------------------------
+# Handling one request
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """What the worker records about a request after handling it."""
+
+    action: str | None
+    indicator: str | None = None
+    points: int = 0
+    series: int = 0
+    compute_seconds: float = 0.0
+    error_type: str | None = None
+
+
+Computer = Callable[[Indicator, list[np.ndarray], Mapping[str, object]], tuple[np.ndarray, ...]]
+
+
+def default_computer(indicator: Indicator, arrays: list[np.ndarray], params: Mapping[str, object]) -> tuple[
+        np.ndarray, ...]:
+    return api.compute(indicator, arrays, params)
+
+
+Extra = Mapping[str, Callable[[dict[str, Any]], dict[str, object]]]
+
+
+def handle(body: bytes, compute: Computer = default_computer, extra: Extra | None = None) -> tuple[bytes, Outcome]:
+    """One request body in, one reply body out, and what happened.
+
+    ``extra`` adds actions (the workers' test-only debug actions).
+    """
+    request_id: object = None
+    outcome = Outcome(action=None)
+    try:
+        if body[:1] == b"\x00":
+            request, payload = split_binary(body)
+            arrays = Arrays(payload)
+        else:
+            try:
+                request = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise ProtocolError(f"invalid JSON: {exc}", "InvalidJSON") from None
+            if not isinstance(request, dict):
+                raise ProtocolError("a request must be a JSON object", "InvalidRequest")
+            arrays = Arrays(None)
+        request_id = request.get("id")
+        if request_id is not None and not _valid_id(request_id):
+            request_id = None
+            raise ProtocolError(f"id must be a string of at most {MAX_ID_LENGTH} characters or a 64-bit integer",
+                                "InvalidRequest")
+        action_name = request.get("action")
+        if not isinstance(action_name, str):
+            raise ProtocolError("missing action (a string)", "InvalidRequest")
+        outcome.action = action_name
+        if action_name == "ping":
+            _unknown_fields(request, COMMON_FIELDS, "ping")
+            reply: dict[str, object] = {"status": "ok", "message": "pong"}
+        elif action_name == "batch":
+            reply = _batch(request, arrays, compute, outcome)
+        elif extra and action_name in extra:
+            reply = extra[action_name](request)
+        else:
+            action = ACTIONS.get(action_name)
+            if action is None:
+                raise ProtocolError(f"unknown action {action_name[:64]!r}; try ping, batch, compute_sma, "
+                                    f"compute_<indicator> (one of {len(ACTIONS)})", "UnknownAction")
+            reply = _single(action, request, arrays, compute, outcome)
+        arrays.finish()
+    except ProtocolError as exc:
+        outcome.error_type = exc.error_type
+        return error_body(str(exc), exc.error_type, request_id), outcome
+    if request_id is not None:
+        reply["id"] = request_id
+    return encode(reply, arrays.binary), outcome
+
+
+def _single(action: Action, request: Mapping[str, Any], arrays: Arrays, compute: Computer,
+            outcome: Outcome) -> dict[str, object]:
+    fields = action.input_fields
+    _unknown_fields(request, COMMON_FIELDS | set(fields) | set(action.aliases) | set(action.indicator.param_index),
+                    str(request["action"]))
+    symbol = _symbol(request.get("symbol"))
+    checked, echoed = _params(action, request)
+    inputs = _inputs(request, fields, arrays)
+    outcome.indicator = action.label
+    started = time.perf_counter()
+    outs = compute(action.indicator, inputs, checked)
+    outcome.compute_seconds = time.perf_counter() - started
+    outcome.points, outcome.series = len(inputs[0]), 1
+    reply: dict[str, object] = {"status": "ok", "symbol": symbol, "indicator": action.label}
+    if action.seed:
+        reply.update(echoed)
+    else:
+        reply["params"] = checked
+    reply.update(zip(action.outputs, outs))
+    return reply
+
+
+def _inputs(item: Mapping[str, Any], fields: tuple[str, ...], arrays: Arrays) -> list[np.ndarray]:
+    """The input arrays in the indicator's order; a binary payload is read in the header's order."""
+    order = [name for name in item if name in fields] if arrays.binary else list(fields)
+    taken = {name: arrays.take(name, item.get(name)) for name in order}
+    inputs = [taken[name] if name in taken else arrays.take(name, None) for name in fields]
+    _same_lengths(fields, inputs)
+    return inputs
+
+
+def _same_lengths(names: tuple[str, ...], inputs: list[np.ndarray]) -> None:
+    for name, values in zip(names[1:], inputs[1:]):
+        if len(values) != len(inputs[0]):
+            raise ProtocolError(f"input lengths differ: {names[0]} has {len(inputs[0])} values, "
+                                f"{name} has {len(values)}", "ValueError")
+
+
+BATCH_FIELDS = COMMON_FIELDS | {"indicator", "params", "series"}
+
+
+def _batch(request: Mapping[str, Any], arrays: Arrays, compute: Computer, outcome: Outcome) -> dict[str, object]:
+    """Many symbols' series through one indicator, equal lengths as one 2-D batch."""
+    _unknown_fields(request, BATCH_FIELDS, "batch")
+    name = request.get("indicator")
+    action = ACTIONS.get(f"compute_{name}") if isinstance(name, str) else None
+    if action is None:
+        raise ProtocolError(f"batch: unknown indicator {str(name)[:64]!r}", "UnknownAction")
+    params = request.get("params", {})
+    if not isinstance(params, dict):
+        raise ProtocolError("batch: params must be an object", "TypeError")
+    _unknown_fields(params, set(action.aliases) | set(action.indicator.param_index), "batch params")
+    checked, echoed = _params(action, params)
+    series = request.get("series")
+    if not isinstance(series, list) or not series:
+        raise ProtocolError("batch: series must be a non-empty array of objects", "EmptyPrices")
+    fields = action.input_fields
+    symbols: list[str | None] = []
+    inputs: list[list[np.ndarray]] = []
+    for index, item in enumerate(series):
+        if not isinstance(item, dict):
+            raise ProtocolError(f"batch: series[{index}] must be an object", "TypeError")
+        try:
+            _unknown_fields(item, {"symbol", *fields}, "series")
+            symbols.append(_symbol(item.get("symbol")))
+            one = _inputs(item, fields, arrays)
+        except ProtocolError as exc:
+            raise ProtocolError(f"batch: series[{index}]: {exc}", exc.error_type) from None
+        inputs.append(one)
+    outcome.indicator = action.label
+    started = time.perf_counter()
+    lengths = {len(one[0]) for one in inputs}
+    if len(lengths) == 1 and len(inputs) > 1:
+        stacked = [np.stack([one[k] for one in inputs]) for k in range(len(fields))]
+        outs = compute(action.indicator, stacked, checked)
+        per_series = [tuple(out[row] for out in outs) for row in range(len(inputs))]
+    else:
+        per_series = [compute(action.indicator, one, checked) for one in inputs]
+    outcome.compute_seconds = time.perf_counter() - started
+    outcome.points = sum(len(one[0]) for one in inputs)
+    outcome.series = len(inputs)
+    results = [{"symbol": symbol, **dict(zip(action.outputs, outs))} for symbol, outs in zip(symbols, per_series)]
+    reply: dict[str, object] = {"status": "ok", "indicator": action.label}
+    reply.update(echoed if action.seed else {"params": checked})
+    reply["outputs"] = list(action.outputs)
+    reply["results"] = results
+    return reply
+
+
+# ---------------------------------------------------------------------------
+# Encoding
+# ---------------------------------------------------------------------------
+
+def encode(reply: dict[str, object], binary: bool) -> bytes:
+    """A reply body: JSON (NaN becomes null, orjson's rule) or binary."""
+    if not binary:
+        return orjson.dumps(reply, option=orjson.OPT_SERIALIZE_NUMPY)
+    chunks: list[bytes] = []
+
+    def lengths(item: dict[str, object]) -> dict[str, object]:
+        out = {}
+        for key, value in item.items():
+            if isinstance(value, np.ndarray):
+                chunks.append(np.ascontiguousarray(value, dtype="<f8").tobytes())
+                out[key] = len(value)
+            else:
+                out[key] = value
+        return out
+
+    header = lengths(reply)
+    if "results" in header:
+        header["results"] = [lengths(item) for item in header["results"]]  # type: ignore[union-attr]
+    else:
+        header["outputs"] = [k for k, v in reply.items() if isinstance(v, np.ndarray)]
+    head = orjson.dumps(header)
+    return b"".join([b"\x00", LENGTH.pack(len(head)), head, *chunks])
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """A reply (or request) body back into a dict, binary arrays as numpy arrays.
+
+    Used by the client; the inverse of :func:`encode`.
+    """
+    if body[:1] != b"\x00":
+        return orjson.loads(body)
+    header, payload = split_binary(body)
+    offset = 0
+
+    def fill(item: dict[str, Any], names: list[str]) -> None:
+        nonlocal offset
+        for name in names:
+            count = item[name]
+            item[name] = np.frombuffer(payload[offset:offset + 8 * count], dtype="<f8").copy()
+            offset += 8 * count
+
+    outputs = header.get("outputs", [])
+    if "results" in header:
+        for item in header["results"]:
+            fill(item, outputs)
+    else:
+        fill(header, outputs)
+    return header

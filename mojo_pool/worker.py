@@ -1,0 +1,218 @@
+"""A worker's life: pin to a CPU, load the kernels, serve the link to the supervisor.
+
+The supervisor starts each worker as a fresh interpreter
+(``python -m mojo_pool.worker``, through ``posix_spawn``), never by forking
+itself: nothing of the supervisor's event loop, threads or open metric
+files is inherited. The worker needs no event loop at all: it does one
+CPU-bound thing at a time, so a blocking read-compute-write loop over its
+socketpair is the leanest shape, and requests it has not read yet wait in
+the socket buffer (the supervisor bounds how many it sends).
+
+Order matters at start-up: thread-count variables and the metrics
+environment are set before numpy or prometheus_client is imported (both
+read them once, at import), then the CPU is pinned, the kernels loaded and
+the speed-up gauge measured, and only then does the worker say "ready".
+The supervisor counts a worker that exits before that as a failed start.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+# Each worker is pinned to one CPU: a BLAS or OpenMP pool would only fight
+# the other workers for their CPUs.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS")
+DEBUG_ACTIONS_ENV = "MOJO_POOL_DEBUG_ACTIONS"
+EXIT_START_FAILED = 3
+PR_SET_PDEATHSIG = 1
+
+
+def single_threaded_env() -> None:
+    for name in THREAD_VARIABLES:
+        os.environ[name] = "1"
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this worker if the supervisor dies first.
+
+    The link's EOF would end the worker too, but only once it finishes the
+    request in hand; a worker stuck in a long kernel must not outlive its
+    supervisor.
+    """
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the link's EOF still ends the worker
+        pass
+
+
+class Worker:
+    """Serves one link: reads requests, handles them, writes replies, records metrics."""
+
+    def __init__(self, sock: socket.socket, slot: int, cpu: int | None, speedup_interval: float) -> None:
+        from . import metrics, protocol  # after the environment is set up
+
+        self.sock = sock
+        self.slot = slot
+        self.cpu = cpu
+        self.protocol = protocol
+        self.metrics = metrics
+        self.speedup_interval = speedup_interval
+        self.next_speedup = float("inf")
+        self.buffer = bytearray()
+        self.poller = select.poll()
+        self.poller.register(sock, select.POLLIN)
+        self.extra = debug_actions() if os.environ.get(DEBUG_ACTIONS_ENV) == "1" else {}
+
+    def start(self) -> None:
+        from . import ext, speedup
+        from .indicators import api
+
+        backend = api.backend()
+        for family in ext.FAMILIES:
+            ext.load(family, backend)
+        if self.speedup_interval >= 0:
+            self.measure_speedup(speedup)
+        self.send_control({"ready": os.getpid(), "slot": self.slot, "cpu": self.cpu, "backend": backend})
+
+    def measure_speedup(self, speedup_module: object = None) -> None:
+        from . import speedup
+
+        speedup.record_all()
+        self.next_speedup = (time.monotonic() + self.speedup_interval) if self.speedup_interval > 0 else float("inf")
+
+    def send_control(self, message: dict[str, object]) -> None:
+        import orjson
+
+        body = orjson.dumps(message)
+        self.sock.sendall(self.protocol.LINK_REPLY.pack(self.protocol.CONTROL_RID) + self.protocol.frame(body))
+
+    def fill(self) -> bool:
+        """Read more from the link; False at EOF. Idle time runs the speed-up measurement."""
+        if not self.buffer and self.next_speedup != float("inf"):
+            wait = self.next_speedup - time.monotonic()
+            if wait <= 0 or not self.poller.poll(int(wait * 1000) + 1):
+                self.measure_speedup()
+                return True
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            return False
+        self.buffer += chunk
+        return True
+
+    def serve(self) -> None:
+        header = self.protocol.LINK_REQUEST.size + self.protocol.LENGTH.size
+        while True:
+            while len(self.buffer) < header:
+                if not self.fill():
+                    return
+            length = int.from_bytes(self.buffer[header - 4:header], "big")
+            while len(self.buffer) < header + length:
+                if not self.fill():
+                    return
+            rid, received = self.protocol.LINK_REQUEST.unpack_from(self.buffer)
+            body = bytes(self.buffer[header:header + length])
+            del self.buffer[:header + length]
+            self.answer(rid, received, body)
+            if time.monotonic() >= self.next_speedup:
+                self.measure_speedup()
+
+    def answer(self, rid: int, received: float, body: bytes) -> None:
+        started = time.monotonic()
+        reply, outcome = self.handle(body)
+        # Metrics first: a worker killed between the two lines has its
+        # request re-sent, and would otherwise leave it uncounted.
+        finished = time.monotonic()
+        self.record(outcome, received, started, finished)
+        self.sock.sendall(b"".join([self.protocol.LINK_REPLY.pack(rid), self.protocol.LENGTH.pack(len(reply)),
+                                    reply]))
+
+    def handle(self, body: bytes) -> tuple[bytes, object]:
+        protocol = self.protocol
+        try:
+            return protocol.handle(body, extra=self.extra)
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one request, never the worker
+            import logging
+
+            logging.getLogger("mojo_pool.worker").exception("request failed unexpectedly")
+            outcome = protocol.Outcome(action=None, error_type="InternalError")
+            return protocol.error_body(f"internal error ({type(exc).__name__}); logged by the service",
+                                       "InternalError"), outcome
+
+    def record(self, outcome: object, received: float, started: float, finished: float) -> None:
+        m = self.metrics
+        action = m.closed(outcome.action, m.ACTIONS)  # type: ignore[attr-defined]
+        error_type = outcome.error_type  # type: ignore[attr-defined]
+        m.REQUESTS.labels(action, "error" if error_type else "success").inc()
+        m.REQUEST_DURATION.labels(action).observe(finished - received)
+        m.QUEUE_TIME.observe(max(started - received, 0.0))
+        m.COMPUTE_TIME.observe(finished - started)
+        if error_type:
+            m.ERRORS.labels(m.closed(error_type, m.ERROR_TYPES)).inc()
+        indicator = outcome.indicator  # type: ignore[attr-defined]
+        if indicator and not error_type:
+            label = m.closed(indicator, m.INDICATORS)
+            m.INDICATOR_TIME.labels(label).observe(outcome.compute_seconds)  # type: ignore[attr-defined]
+            m.INDICATOR_POINTS.labels(label).observe(outcome.points)  # type: ignore[attr-defined]
+            if action == "batch":
+                m.BATCH_SERIES.observe(outcome.series)  # type: ignore[attr-defined]
+
+
+def debug_actions() -> dict[str, object]:
+    """Test-only actions, enabled by MOJO_POOL_DEBUG_ACTIONS=1: a kernel that hangs, a worker that dies."""
+
+    def sleep(request: dict[str, object]) -> dict[str, object]:
+        seconds = request.get("seconds", 1.0)
+        time.sleep(float(seconds) if isinstance(seconds, (int, float)) else 1.0)
+        return {"status": "ok", "slept": seconds, "pid": os.getpid()}
+
+    def crash(request: dict[str, object]) -> dict[str, object]:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return {}
+
+    def whoami(request: dict[str, object]) -> dict[str, object]:
+        return {"status": "ok", "pid": os.getpid()}
+
+    return {"debug_sleep": sleep, "debug_crash": crash, "debug_whoami": whoami}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mojo_pool.worker", description="A mojo_pool worker (started by the "
+                                     "supervisor, not by hand).")
+    parser.add_argument("--fd", type=int, required=True, help="the link socket's file descriptor")
+    parser.add_argument("--slot", type=int, required=True)
+    parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin to")
+    parser.add_argument("--speedup-interval", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    single_threaded_env()
+    die_with_parent()
+    # The supervisor's TERM/INT reach the whole process group: a worker
+    # finishes through its link (EOF), so it ignores them and never leaves a
+    # reply half-written. HUP, TTIN and TTOU are the supervisor's business.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    sock = socket.socket(fileno=args.fd)
+    sock.setblocking(True)
+    try:
+        worker = Worker(sock, args.slot, args.cpu, args.speedup_interval)
+        worker.start()
+    except Exception as exc:  # noqa: BLE001 - reported to the supervisor through the exit code
+        print(f"mojo_pool worker {args.slot}: failed to start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_START_FAILED
+    try:
+        worker.serve()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
