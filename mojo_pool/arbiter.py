@@ -49,6 +49,7 @@ from .connection import ClientConnection
 from .dispatch import Dispatcher, Request, WorkerLink
 from .exporter import Exporter, Health
 from .pool_collector import PoolSnapshot, WorkerSlot, process_cpu_seconds
+from .worker import THREAD_VARIABLES
 
 log = logging.getLogger("mojo_pool.arbiter")
 
@@ -264,7 +265,9 @@ class Arbiter:
         metrics_id = self.free_metrics_id(slot.index)
         argv = [sys.executable, "-m", "mojo_pool.worker", "--fd", str(child.fileno()), "--slot", str(slot.index),
                 "--cpu", str(slot.cpu), "--speedup-interval", str(self.config.speedup_interval)]
-        env = {**os.environ, metrics.METRICS_ID_ENV: metrics_id}
+        # Thread pools sized to one before the worker's interpreter starts:
+        # numpy's BLAS reads these once, when it loads.
+        env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}, metrics.METRICS_ID_ENV: metrics_id}
         try:
             pid = os.posix_spawn(sys.executable, argv, env, setsigmask=())
         finally:

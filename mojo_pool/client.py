@@ -184,6 +184,9 @@ class Client:
     def exchange(self, bodies: Sequence[bytes]) -> list[bytes]:
         """Send every body, read as many replies (in order); pipelined without deadlock.
 
+        If the service closes the connection (after FrameTooLarge, say), the
+        replies it sent until then are returned, fewer than the bodies.
+
         Writing and reading interleave through a selector: a client that
         wrote everything first could block on a full socket while the
         service, whose replies it does not read, stops reading it.
@@ -202,13 +205,18 @@ class Client:
                         raise TimeoutError(f"no reply within {self.timeout} s")
                     _, mask = events[0]
                     if mask & selectors.EVENT_WRITE:
-                        sent += sock.send(out[sent:sent + (1 << 20)])
+                        try:
+                            sent += sock.send(out[sent:sent + (1 << 20)])
+                        except (BrokenPipeError, ConnectionResetError):
+                            sent = len(out)  # closed on us: read the replies it sent before closing
                         if sent == len(out):
                             selector.modify(sock, selectors.EVENT_READ)
                     if mask & selectors.EVENT_READ:
                         chunk = sock.recv(1 << 20)
                         if not chunk:
-                            raise ConnectionError("the service closed the connection")
+                            self._split(replies)
+                            self.close()
+                            return replies  # fewer than asked: the caller says so
                         self.buffer += chunk
                         self._split(replies)
         except BaseException:
@@ -232,13 +240,21 @@ class Client:
     # ---- requests --------------------------------------------------------
     def request(self, request: Mapping[str, Any], binary: bool | None = None) -> dict[str, Any]:
         """One request; the reply as a dict, or the error raised."""
-        return check(self.pipeline([request], binary=binary, raise_errors=False)[0])
+        replies = self.exchange([encode_request(request, self.binary if binary is None else binary)])
+        if not replies:
+            raise ConnectionError("the service closed the connection without a reply")
+        return check(decode(replies[0]))
 
     def pipeline(self, requests: Iterable[Mapping[str, Any]], binary: bool | None = None,
                  raise_errors: bool = False) -> list[dict[str, Any]]:
         """Many requests on the connection at once; replies in order (errors as dicts unless raise_errors)."""
         mode = self.binary if binary is None else binary
-        replies = [decode(body) for body in self.exchange([encode_request(r, mode) for r in requests])]
+        bodies = [encode_request(r, mode) for r in requests]
+        replies = [decode(body) for body in self.exchange(bodies)]
+        if len(replies) < len(bodies):
+            last = f"; the last: {replies[-1]}" if replies else ""
+            raise ConnectionError(f"the service closed the connection after {len(replies)} of {len(bodies)} "
+                                  f"replies{last}")
         if raise_errors:
             for reply in replies:
                 check(reply)

@@ -39,6 +39,8 @@ def _boolean(text: str) -> bool:
 
 def _within(low: float, high: float | None = None) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
+        if value != value:
+            return "must be a number, not NaN"
         if value < low or (high is not None and value > high):
             return f"must be in [{low:g}, {high:g}]" if high is not None else f"must be at least {low:g}"
         return None
@@ -124,7 +126,7 @@ def _convert(opt: dataclasses.Field, value: Any, source: str) -> Any:
             value = parse(value)
         elif parse is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        elif parse is _octal and isinstance(value, int):
+        elif parse is _octal and type(value) is int:
             pass
         elif not isinstance(value, type(opt.default)) or isinstance(value, bool) != isinstance(opt.default, bool):
             raise ValueError(f"expected {type(opt.default).__name__}, got {type(value).__name__}")
@@ -149,7 +151,10 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
                 document = tomllib.load(f)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"config file {path}: {exc}") from None
-        table = {**{k: v for k, v in document.items() if k != "serve"}, **document.get("serve", {})}
+        serve = document.get("serve", {})
+        if not isinstance(serve, dict):
+            raise ConfigError(f"config file {path}: [serve] must be a table")
+        table = {**{k: v for k, v in document.items() if k != "serve"}, **serve}
         for key, value in table.items():
             if key not in by_name:
                 raise ConfigError(f"config file {path}: unknown option {key!r}")

@@ -151,12 +151,19 @@ class Arrays:
             raise ProtocolError(f"{name} must be an array of numbers, got {type(value).__name__}", "TypeError")
         if not value:
             raise ProtocolError(f"{name} is empty", "EmptyPrices")
-        values = np.array(value)
-        if values.ndim != 1 or values.dtype.kind not in "fiu":
-            raise ProtocolError(f"{name} must hold numbers only", "TypeError")
+        # One pass over the element types (~11 us per 1,000) keeps out what
+        # numpy would convert silently: booleans, numeric strings, nested lists.
+        kinds = set(map(type, value))
+        if kinds <= {float}:
+            return np.array(value, dtype=np.float64)
+        if not kinds <= {float, int}:
+            raise ProtocolError(f"{name} must hold numbers only, found "
+                                f"{', '.join(sorted(k.__name__ for k in kinds - {float, int}))}", "TypeError")
         # Integers wider than a double's mantissa would round silently; JSON
         # parsers already refuse NaN and Infinity, so floats are finite here.
-        return values.astype(np.float64, copy=False) if values.dtype.kind == "f" else _from_integers(name, values)
+        if max(abs(v) for v in value if type(v) is int) > 2**53:
+            raise ProtocolError(f"{name} holds an integer too large to be exact as a float", "ValueError")
+        return np.array(value, dtype=np.float64)
 
     def _take_binary(self, name: str, count: object) -> np.ndarray:
         if type(count) is not int or count < 0:
@@ -180,12 +187,6 @@ class Arrays:
         if self.payload is not None and self.offset != len(self.payload):
             raise ProtocolError(f"binary payload has {len(self.payload)} bytes, the header describes "
                                 f"{self.offset}", "ValueError")
-
-
-def _from_integers(name: str, values: np.ndarray) -> np.ndarray:
-    if values.size and int(np.abs(values).max()) > 2**53:
-        raise ProtocolError(f"{name} holds an integer too large to be exact as a float", "ValueError")
-    return values.astype(np.float64)
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@
    malformed file).
 6. The real CLI: a bad flag exits 2 naming it on stderr; ``--help`` lists
    the options.
-7. Known bugs, as strict xfails: a non-table ``serve`` in the TOML file
+7. Regressions (bugs these tests found, now fixed): a non-table ``serve`` in the TOML file
    raises TypeError, ``socket_mode = true`` is taken as mode 1, and NaN is
    accepted for the float options.
 """
@@ -317,29 +317,20 @@ def test_6_cli_needs_a_command(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------
-# 7. Known bugs (strict xfails: they pass once the bug is fixed)
+# 7. Regressions: bugs found by these tests, fixed
 # ---------------------------------------------------------------------------
 
-@pytest.mark.xfail(reason="BUG: config.load merges document.get('serve', {}) with ** without checking it is a "
-                          "table; 'serve = 5' (or a string, or an array) raises TypeError, not ConfigError",
-                   raises=TypeError, strict=True)
 @pytest.mark.parametrize("text", ["serve = 5\n", 'serve = "yes"\n', "serve = [1]\n"])
 def test_7_serve_that_is_not_a_table_is_refused(text: str, tmp_path: Path) -> None:
     toml = write_toml(tmp_path, text)
     refused(["--config", str(toml)], NO_ENV, str(toml), "serve")
 
 
-@pytest.mark.xfail(reason="BUG: _convert passes any int for socket_mode (parse is _octal) without excluding "
-                          "bool, so TOML 'socket_mode = true' gives mode 1 (0o001) instead of a ConfigError; "
-                          "'port = true' is refused", strict=True)
 def test_7_boolean_socket_mode_is_refused(tmp_path: Path) -> None:
     toml = write_toml(tmp_path, "socket_mode = true\n")
     refused(["--config", str(toml)], NO_ENV, str(toml), "socket_mode")
 
 
-@pytest.mark.xfail(reason="BUG: _within's check 'value < low' is False for NaN, so nan is accepted for "
-                          "request_timeout, drain_timeout and speedup_interval from flags, environment and TOML",
-                   strict=True)
 @pytest.mark.parametrize("source", ["flag", "env", "toml"])
 @pytest.mark.parametrize("name", ["request_timeout", "drain_timeout", "speedup_interval"])
 def test_7_nan_is_refused(name: str, source: str, tmp_path: Path) -> None:
