@@ -384,11 +384,15 @@ class Arbiter:
 
     # ---- what /health, /ready and /metrics read (from the exporter's thread) --
     def health(self) -> Health:
+        """Workers alive = workers taking requests: during SIGHUP an old worker
+        counts until its replacement is ready, so capacity shows no dip."""
         workers = tuple(
-            {"slot": s.index, "pid": s.worker.pid, "cpu": s.cpu, "ready": s.worker.ready}
-            for s in list(self.slots) if s.worker is not None
+            {"slot": s.index, "pid": link.pid, "cpu": s.cpu, "ready": link.ready and not link.retiring,
+             "retiring": link.retiring or link is not s.worker}
+            for s in list(self.slots) for link in ([s.worker] if s.worker else []) + list(s.retiring)
         )
-        return Health(workers_alive=sum(1 for w in workers if w["ready"]), workers_expected=len(self.slots),
+        serving = min(len(self.dispatcher.workers), len(self.slots))
+        return Health(workers_alive=serving, workers_expected=len(self.slots),
                       active_connections=len(self.connections), started_at=self.started_at,
                       draining=self.draining, workers=workers)
 

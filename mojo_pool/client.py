@@ -287,6 +287,7 @@ class AsyncClient:
         self.writer: asyncio.StreamWriter | None = None
         self.waiting: deque[asyncio.Future[bytes]] = deque()
         self.reading: asyncio.Task[None] | None = None
+        self.connecting: asyncio.Lock | None = None
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -295,6 +296,13 @@ class AsyncClient:
         await self.close()
 
     async def connect(self) -> None:
+        if self.connecting is None:
+            self.connecting = asyncio.Lock()
+        async with self.connecting:  # concurrent first calls share one connection
+            if self.writer is None:
+                await self._open()
+
+    async def _open(self) -> None:
         if self.writer is None:
             if self.family == socket.AF_UNIX:
                 self.reader, self.writer = await asyncio.open_unix_connection(self.address, limit=1 << 26)

@@ -102,13 +102,13 @@ class Service:
         return json.loads(self.get("/health")[1])
 
     def worker_pids(self) -> list[int]:
-        return [w["pid"] for w in self.health()["workers"]]
+        return [w["pid"] for w in self.health()["workers"] if not w["retiring"]]
 
     def wait_workers(self, count: int, exclude: set[int] = frozenset(), timeout: float = 30) -> list[int]:
         """Wait until ``count`` ready workers run, none of them in ``exclude``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            workers = self.health()["workers"]
+            workers = [w for w in self.health()["workers"] if not w["retiring"]]
             pids = [w["pid"] for w in workers if w["ready"]]
             if len(pids) == count and len(workers) == count and not set(pids) & set(exclude):
                 return pids
