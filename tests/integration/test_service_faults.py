@@ -47,10 +47,17 @@ def alive(pid: int) -> bool:
         return False
 
 
+def counters(samples: dict) -> dict:
+    return {k: v for k, v in samples.items()
+            if k[0].endswith(("_total", "_count", "_sum", "_bucket")) and k[0] != "mojo_compute_active_connections"}
+
+
 def test_1_kill_9_mid_request_loses_nothing():
     with Service(workers=2) as service:
         pids = service.worker_pids()
         with Client(service.socket) as client:
+            client.pipeline([{"action": "compute_sma", "prices": prices(), "period": 20}] * 50)
+            before = counters(service.samples())
             # The idle pool sends the first request to slot 0's worker.
             result: dict = {}
             thread = threading.Thread(target=lambda: result.update(
@@ -65,7 +72,12 @@ def test_1_kill_9_mid_request_loses_nothing():
                                           indicators.sma(close, timeperiod=9))
         new = service.wait_workers(2, exclude={pids[0]})
         assert pids[1] in new
-        assert value(service.samples(), "mojo_compute_worker_restarts_total", reason="killed") == 1
+        after = service.samples()
+        assert value(after, "mojo_compute_worker_restarts_total", reason="killed") == 1
+        # The respawned worker continues its slot's files: no counter went back.
+        decreased = {k: (v, after.get(k)) for k, v in before.items() if after.get(k, 0.0) < v}
+        assert decreased == {}
+        assert value(after, "mojo_compute_requests_total", action="compute_sma", status="success") >= 51
 
 
 def test_2_a_request_that_kills_workers_gets_worker_lost():
