@@ -13,7 +13,7 @@
    new connections are refused, the service exits 0.
 6. SIGHUP under load: every worker replaced, no request fails, never fewer
    ready workers than configured.
-7. SIGTTIN adds a worker, SIGTTOU removes one.
+7. SIGTTIN adds a worker, SIGTTOU removes one; SIGINT stops at once.
 8. Workers that cannot start stop the service with a clear error instead
    of crash-looping.
 9. The supervisor killed with SIGKILL leaves no orphaned workers.
@@ -222,10 +222,17 @@ def test_7_ttin_and_ttou():
         service.signal(signal.SIGTTIN)
         service.wait_workers(2)
         assert service.health()["workers_expected"] == 2
+        pids = service.worker_pids()
         service.signal(signal.SIGTTOU)
         service.wait_workers(1)
         with Client(service.socket) as client:
             assert client.ping()
+        remaining = service.worker_pids()
+        # INT stops at once: exit 0, workers gone, socket removed.
+        service.signal(signal.SIGINT)
+        assert service.wait(10) == 0
+        assert not any(alive(pid) for pid in pids + remaining)
+        assert not os.path.exists(service.socket)
 
 
 def test_8_workers_that_cannot_start_stop_the_service():
