@@ -264,7 +264,8 @@ class Arbiter:
         child.set_inheritable(True)
         metrics_id = self.free_metrics_id(slot.index)
         argv = [sys.executable, "-m", "mojo_pool.worker", "--fd", str(child.fileno()), "--slot", str(slot.index),
-                "--cpu", str(slot.cpu), "--speedup-interval", str(self.config.speedup_interval)]
+                "--cpu", str(slot.cpu), "--speedup-interval", str(self.config.speedup_interval),
+                "--request-metrics", "on" if self.config.request_metrics else "off"]
         # Thread pools sized to one before the worker's interpreter starts:
         # numpy's BLAS reads these once, when it loads.
         env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}, metrics.METRICS_ID_ENV: metrics_id}
@@ -454,5 +455,12 @@ def remove_stale_socket(path: str) -> None:
 
 
 def say(message: str) -> None:
-    """Operator-facing lines on stdout (supervisord logs them)."""
-    print(f"mojo-pool[{os.getpid()}]: {message}", flush=True)
+    """Operator-facing lines on stdout (supervisord logs them).
+
+    Never raises: with stdout gone (a closed pipe), a signal handler that
+    failed to print would otherwise leave SIGTERM unanswered.
+    """
+    try:
+        print(f"mojo-pool[{os.getpid()}]: {message}", flush=True)
+    except (OSError, ValueError):
+        pass

@@ -89,6 +89,8 @@ class Config:
     metrics_keyfile: str = option("", "TLS private key for the metrics endpoint (PEM)", metavar="FILE")
     metrics_basic_auth: str = option("", "USER:PASSWORD required on /metrics; off if empty (prefer the "
                                      "environment variable to the flag)", check=_basic_auth, metavar="USER:PASSWORD")
+    request_metrics: bool = option(True, "record per-request metrics in the workers (off only to measure "
+                                   "what they cost)", parse=_boolean, metavar="on|off")
     start_failures: int = option(5, "a worker slot failing to start this many times in a row stops the service",
                                  check=_within(1, 1000), metavar="N")
     log_level: str = option("info", "logging level", check=lambda v: None if v.upper() in (

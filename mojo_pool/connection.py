@@ -4,7 +4,8 @@ The supervisor reads only the 4-byte length of each frame; bodies go to
 workers as they came. A connection may pipeline any number of frames:
 each becomes a :class:`~mojo_pool.dispatch.Request` in ``pending``, and
 replies are written in the order the requests arrived, whichever worker
-finishes first. A client that stops reading its replies is not read from
+finishes first. Frames are memoryview slices of the bytes read (no copy),
+and replies are gathered and written once per event-loop pass. A client that stops reading its replies is not read from
 either (``pause_writing``), so it cannot make the supervisor buffer
 without bound.
 """
@@ -32,6 +33,8 @@ class ClientConnection(asyncio.Protocol):
         self.close_after_flush = False
         self.reading = True
         self.writable = True
+        self.out: list[bytes | memoryview] = []  # replies gathered for one write (see Dispatcher.mark)
+        self.marked = False
 
     # ---- asyncio.Protocol ------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,20 +77,22 @@ class ClientConnection(asyncio.Protocol):
         end = len(data)
         now = time.monotonic()
         deadline = now + self.arbiter.config.request_timeout
+        view = memoryview(data)  # frames are slices of it: no copy
+        dispatcher = self.arbiter.dispatcher
         while end - offset >= 4:
-            length = int.from_bytes(data[offset:offset + 4], "big")
+            length = int.from_bytes(view[offset:offset + 4], "big")
             if length > limit:
                 self.refuse_frame(length, limit)
                 return
             stop = offset + 4 + length
             if stop > end:
                 break
-            request = Request(self, data[offset:stop] if offset or stop != end else data, now, deadline)
+            request = Request(self, view[offset:stop], now, deadline)
             offset = stop
             self.pending.append(request)
-            self.arbiter.dispatcher.submit(request)
+            dispatcher.submit(request)
         if offset < end:
-            buffer += data[offset:]
+            buffer += view[offset:]
 
     def pause_writing(self) -> None:
         self.writable = False
@@ -99,7 +104,7 @@ class ClientConnection(asyncio.Protocol):
             self.resume()
 
     # ---- replies ---------------------------------------------------------
-    def deliver(self, request: Request, reply_frame: bytes) -> None:
+    def deliver(self, request: Request, reply_frame: bytes | memoryview) -> None:
         request.frame = reply_frame  # the request's bytes are no longer needed
         request.replied = True
         if self.closed:
@@ -107,10 +112,22 @@ class ClientConnection(asyncio.Protocol):
         pending = self.pending
         if pending[0] is not request:
             return  # an earlier request is still being computed; written when it is
-        write = self.transport.write  # type: ignore[union-attr]
+        out = self.out
         while pending and pending[0].replied:
-            write(pending.popleft().frame)
-        if not pending:
+            out.append(pending.popleft().frame)
+        if not self.marked:
+            self.marked = True
+            self.arbiter.dispatcher.mark(self)
+
+    def flush(self) -> None:
+        """Write the replies gathered since the last flush, in one call."""
+        self.marked = False
+        if self.closed:
+            return
+        if self.out:
+            self.transport.writelines(self.out)  # type: ignore[union-attr]
+            self.out = []
+        if not self.pending:
             if self.close_after_flush:
                 self.transport.close()  # type: ignore[union-attr]
             elif self.arbiter.draining:

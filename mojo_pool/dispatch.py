@@ -33,7 +33,13 @@ MAX_ATTEMPTS = 2  # the first send and one re-send after a worker died
 class Replyable(Protocol):
     """What a request needs from the connection it came on."""
 
-    def deliver(self, request: "Request", reply_frame: bytes) -> None: ...
+    def deliver(self, request: "Request", reply_frame: bytes | memoryview) -> None: ...
+
+
+class Flushable(Protocol):
+    marked: bool
+
+    def flush(self) -> None: ...
 
 
 class Request:
@@ -74,6 +80,8 @@ class WorkerLink(asyncio.Protocol):
         self.spawned_at = time.monotonic()
         self.ready_at: float | None = None
         self.last_cpu = 0.0  # CPU seconds last read from /proc, so a slot's counter never goes back
+        self.out: list[bytes | memoryview] = []
+        self.marked = False
         self.buffer = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -81,24 +89,30 @@ class WorkerLink(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
-        buffer += data
         header = LINK_REPLY.size + LENGTH.size
+        if buffer:
+            # A reply arrives in pieces: copy it out once, when it is whole.
+            buffer += data
+            if len(buffer) < header or len(buffer) < header + int.from_bytes(buffer[8:12], "big"):
+                return
+            data = bytes(buffer)
+            buffer.clear()
+        view = memoryview(data)  # replies are slices of it, forwarded without a copy
         offset = 0
-        end = len(buffer)
+        end = len(data)
         while end - offset >= header:
-            length = int.from_bytes(buffer[offset + 8:offset + 12], "big")
-            stop = offset + header + length
+            stop = offset + header + int.from_bytes(view[offset + 8:offset + 12], "big")
             if stop > end:
                 break
-            (rid,) = LINK_REPLY.unpack_from(buffer, offset)
-            reply = bytes(buffer[offset + 8:stop])
+            (rid,) = LINK_REPLY.unpack_from(view, offset)
+            reply = view[offset + 8:stop]
             offset = stop
             if rid == protocol.CONTROL_RID:
-                self.control(reply[4:])
+                self.control(bytes(reply[4:]))
             else:
                 self.on_reply(self, rid, reply)
-        if offset:
-            del buffer[:offset]
+        if offset < end:
+            buffer += view[offset:]
 
     def control(self, body: bytes) -> None:
         import orjson
@@ -113,9 +127,17 @@ class WorkerLink(asyncio.Protocol):
         self.lost = True
         self.on_lost(self)
 
-    def send(self, request: Request) -> None:
-        assert self.transport is not None
-        self.transport.write(LINK_REQUEST.pack(request.rid, request.received) + request.frame)
+    def send(self, request: Request) -> bool:
+        """Queue the request for the next flush; True if the link had nothing queued."""
+        self.out.append(LINK_REQUEST.pack(request.rid, request.received))
+        self.out.append(request.frame)
+        return len(self.out) == 2
+
+    def flush(self) -> None:
+        self.marked = False
+        if self.out and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(self.out)
+        self.out = []
 
     def close(self) -> None:
         """EOF on the link: the worker finishes what it read and exits."""
@@ -135,6 +157,8 @@ class Dispatcher:
         self.links: set[WorkerLink] = set()  # every live link, including retiring ones
         self.queue: deque[Request] = deque()
         self.next_rid = 1
+        self.dirty: list[Flushable] = []
+        self.flush_scheduled = False
         self.on_idle: Callable[[WorkerLink], None] | None = None  # a retiring worker finished its last request
 
     # ---- admission -------------------------------------------------------
@@ -163,6 +187,24 @@ class Dispatcher:
         request.worker = worker
         worker.inflight[request.rid] = request
         worker.send(request)
+        if not worker.marked:
+            worker.marked = True
+            self.mark(worker)
+
+    def mark(self, target: "Flushable") -> None:
+        """Gather writes: ``target.flush()`` runs once at the end of this
+        event-loop pass, so the frames of a pipelined burst (and the replies of
+        a worker's burst) go out in one system call instead of one each."""
+        self.dirty.append(target)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        dirty, self.dirty = self.dirty, []
+        for target in dirty:
+            target.flush()
 
     def pump(self) -> None:
         """Move queued requests to workers with room."""
@@ -176,7 +218,7 @@ class Dispatcher:
                 self.send(worker, request)
 
     # ---- replies and failures -------------------------------------------
-    def complete(self, worker: WorkerLink, rid: int, reply: bytes) -> None:
+    def complete(self, worker: WorkerLink, rid: int, reply: bytes | memoryview) -> None:
         request = worker.inflight.pop(rid, None)
         if request is not None and not request.replied:
             request.replied = True

@@ -134,9 +134,10 @@ def split_binary(body: bytes) -> tuple[dict[str, Any], memoryview]:
 class Arrays:
     """Where a request's arrays come from: JSON lists, or a binary payload read in order."""
 
-    def __init__(self, payload: memoryview | None) -> None:
+    def __init__(self, payload: memoryview | None, booleans: bool = True) -> None:
         self.payload = payload
         self.offset = 0
+        self.booleans = booleans  # False: the JSON body holds no true/false anywhere
 
     @property
     def binary(self) -> bool:
@@ -151,6 +152,19 @@ class Arrays:
             raise ProtocolError(f"{name} must be an array of numbers, got {type(value).__name__}", "TypeError")
         if not value:
             raise ProtocolError(f"{name} is empty", "EmptyPrices")
+        if not self.booleans:
+            # The fast path (~13 us per 1,000): numpy infers the type. Strings,
+            # nulls and nested lists make it non-numeric or not 1-D; booleans
+            # would pass as 0/1, but the body holds no true/false at all; an
+            # integer beyond 2**53 rounds silently, so any magnitude past 2**53
+            # takes the exact path below.
+            try:
+                values = np.array(value)
+            except ValueError:  # ragged nesting
+                raise ProtocolError(f"{name} must hold numbers only, found nested arrays", "TypeError") from None
+            if values.ndim == 1 and values.dtype.kind in "fiu" and (
+                    values.max() < 2**53 and values.min() > -(2**53)):
+                return values.astype(np.float64, copy=False)
         # One pass over the element types (~11 us per 1,000) keeps out what
         # numpy would convert silently: booleans, numeric strings, nested lists.
         kinds = set(map(type, value))
@@ -328,7 +342,7 @@ def handle(body: bytes, compute: Computer = default_computer, extra: Extra | Non
                 raise ProtocolError(f"invalid JSON: {exc}", "InvalidJSON") from None
             if not isinstance(request, dict):
                 raise ProtocolError("a request must be a JSON object", "InvalidRequest")
-            arrays = Arrays(None)
+            arrays = Arrays(None, b"true" in body or b"false" in body)
         request_id = request.get("id")
         if request_id is not None and not _valid_id(request_id):
             request_id = None

@@ -55,8 +55,10 @@ def die_with_parent() -> None:
 class Worker:
     """Serves one link: reads requests, handles them, writes replies, records metrics."""
 
-    def __init__(self, sock: socket.socket, slot: int, cpu: int | None, speedup_interval: float) -> None:
+    def __init__(self, sock: socket.socket, slot: int, cpu: int | None, speedup_interval: float,
+                 request_metrics: bool = True) -> None:
         from . import metrics, protocol  # after the environment is set up
+        from .tally import Tally
 
         self.sock = sock
         self.slot = slot
@@ -64,6 +66,8 @@ class Worker:
         self.protocol = protocol
         self.metrics = metrics
         self.speedup_interval = speedup_interval
+        self.request_metrics = request_metrics
+        self.tally = Tally()
         self.next_speedup = float("inf")
         self.buffer = bytearray()
         self.poller = select.poll()
@@ -107,31 +111,45 @@ class Worker:
         return True
 
     def serve(self) -> None:
-        header = self.protocol.LINK_REQUEST.size + self.protocol.LENGTH.size
+        """Answer requests until the link closes.
+
+        Every request already in the buffer is handled before any reply is
+        sent (a burst: at most the supervisor's per-worker in-flight bound);
+        the burst's metrics are written, then its replies go out in one call.
+        """
+        protocol = self.protocol
+        header = protocol.LINK_REQUEST.size + protocol.LENGTH.size
+        buffer = self.buffer
         while True:
-            while len(self.buffer) < header:
+            while len(buffer) < header or len(buffer) < header + int.from_bytes(buffer[header - 4:header], "big"):
                 if not self.fill():
                     return
-            length = int.from_bytes(self.buffer[header - 4:header], "big")
-            while len(self.buffer) < header + length:
-                if not self.fill():
-                    return
-            rid, received = self.protocol.LINK_REQUEST.unpack_from(self.buffer)
-            body = bytes(self.buffer[header:header + length])
-            del self.buffer[:header + length]
-            self.answer(rid, received, body)
+            replies: list[bytes] = []
+            offset = 0
+            end = len(buffer)
+            while end - offset >= header:
+                length = int.from_bytes(buffer[offset + header - 4:offset + header], "big")
+                if offset + header + length > end:
+                    break
+                rid, received = protocol.LINK_REQUEST.unpack_from(buffer, offset)
+                body = bytes(buffer[offset + header:offset + header + length])
+                offset += header + length
+                reply = self.answer(received, body)
+                replies += (protocol.LINK_REPLY.pack(rid), protocol.LENGTH.pack(len(reply)), reply)
+            del buffer[:offset]
+            self.tally.flush()  # counted before the replies leave
+            self.sock.sendall(b"".join(replies))
             if time.monotonic() >= self.next_speedup:
                 self.measure_speedup()
 
-    def answer(self, rid: int, received: float, body: bytes) -> None:
+    def answer(self, received: float, body: bytes) -> bytes:
         started = time.monotonic()
         reply, outcome = self.handle(body)
-        # Metrics first: a worker killed between the two lines has its
-        # request re-sent, and would otherwise leave it uncounted.
-        finished = time.monotonic()
-        self.record(outcome, received, started, finished)
-        self.sock.sendall(b"".join([self.protocol.LINK_REPLY.pack(rid), self.protocol.LENGTH.pack(len(reply)),
-                                    reply]))
+        if self.request_metrics:
+            self.tally.request(outcome.action, outcome.error_type, outcome.indicator,  # type: ignore[attr-defined]
+                               outcome.points, outcome.series, outcome.compute_seconds,  # type: ignore[attr-defined]
+                               received, started, time.monotonic())
+        return reply
 
     def handle(self, body: bytes) -> tuple[bytes, object]:
         protocol = self.protocol
@@ -144,24 +162,6 @@ class Worker:
             outcome = protocol.Outcome(action=None, error_type="InternalError")
             return protocol.error_body(f"internal error ({type(exc).__name__}); logged by the service",
                                        "InternalError"), outcome
-
-    def record(self, outcome: object, received: float, started: float, finished: float) -> None:
-        m = self.metrics
-        action = m.closed(outcome.action, m.ACTIONS)  # type: ignore[attr-defined]
-        error_type = outcome.error_type  # type: ignore[attr-defined]
-        m.REQUESTS.labels(action, "error" if error_type else "success").inc()
-        m.REQUEST_DURATION.labels(action).observe(finished - received)
-        m.QUEUE_TIME.observe(max(started - received, 0.0))
-        m.COMPUTE_TIME.observe(finished - started)
-        if error_type:
-            m.ERRORS.labels(m.closed(error_type, m.ERROR_TYPES)).inc()
-        indicator = outcome.indicator  # type: ignore[attr-defined]
-        if indicator and not error_type:
-            label = m.closed(indicator, m.INDICATORS)
-            m.INDICATOR_TIME.labels(label).observe(outcome.compute_seconds)  # type: ignore[attr-defined]
-            m.INDICATOR_POINTS.labels(label).observe(outcome.points)  # type: ignore[attr-defined]
-            if action == "batch":
-                m.BATCH_SERIES.observe(outcome.series)  # type: ignore[attr-defined]
 
 
 def debug_actions() -> dict[str, object]:
@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin to")
     parser.add_argument("--speedup-interval", type=float, default=300.0)
+    parser.add_argument("--request-metrics", choices=("on", "off"), default="on")
     args = parser.parse_args(argv)
     single_threaded_env()
     die_with_parent()
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
     try:
-        worker = Worker(sock, args.slot, args.cpu, args.speedup_interval)
+        worker = Worker(sock, args.slot, args.cpu, args.speedup_interval, args.request_metrics == "on")
         worker.start()
     except Exception as exc:  # noqa: BLE001 - reported to the supervisor through the exit code
         print(f"mojo_pool worker {args.slot}: failed to start: {type(exc).__name__}: {exc}", file=sys.stderr)

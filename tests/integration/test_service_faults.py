@@ -17,10 +17,13 @@
 8. Workers that cannot start stop the service with a clear error instead
    of crash-looping.
 9. The supervisor killed with SIGKILL leaves no orphaned workers.
+10. With its stdout closed (the reader died), SIGTERM still drains and exits.
 """
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import signal
 import socket
 import threading
@@ -255,3 +258,22 @@ def test_9_no_orphans_when_the_supervisor_dies():
         while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(alive(pid) for pid in pids)
+
+
+def test_10_sigterm_works_with_stdout_gone(tmp_path):
+    """The reader of the service's stdout died (a closed pipe): TERM still drains and exits."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mojo_pool", "serve", "--socket", str(tmp_path / "s.sock"), "--port", "0",
+         "--metrics-port", "0", "--workers", "1", "--metrics-dir", str(tmp_path / "metrics")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if ": ready:" in line:
+                break
+        process.stdout.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -1,0 +1,83 @@
+"""A worker's per-request metrics, gathered over a burst and written once.
+
+Recording each request through prometheus_client's public API costs ~10 us
+in multiprocess mode (measured: seven metrics, eleven values, each a
+``labels()`` lookup and a locked write to the mmap'd file) — a tenth of a
+small request's whole cost. Two things make it cheap:
+
+* the labelled children and their value cells are looked up once and kept;
+* increments are summed in a dict while the worker handles the requests it
+  has read in one go (its burst), then each touched cell is written once.
+
+:meth:`Tally.flush` runs before the burst's replies are sent, so a request
+whose reply left the worker is always counted; a worker killed mid-burst
+has those requests re-sent and counted by the worker that answers them.
+
+The value cells are prometheus_client internals (``_value``, ``_sum``,
+``_buckets``, ``_count``, ``_upper_bounds``): the tests that compare a scrape
+with the requests sent fail if a prometheus_client release renames them.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any
+
+from . import metrics as m
+
+
+class _Histogram:
+    __slots__ = ("total", "buckets", "bounds")
+
+    def __init__(self, child: Any) -> None:
+        self.total = child._sum
+        self.buckets = child._buckets
+        self.bounds = child._upper_bounds
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.pending: dict[Any, float] = {}
+        self.children: dict[tuple, Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self.children.get(key)
+        if child is None:
+            child = metric.labels(*labels) if labels else metric
+            if isinstance(metric, m.Histogram):
+                child = _Histogram(child)
+            self.children[key] = child
+        return child
+
+    def add(self, cell: Any, amount: float) -> None:
+        pending = self.pending
+        pending[cell] = pending.get(cell, 0.0) + amount
+
+    def observe(self, histogram: _Histogram, amount: float) -> None:
+        self.add(histogram.total, amount)
+        self.add(histogram.buckets[bisect_left(histogram.bounds, amount)], 1.0)
+
+    def request(self, action: str | None, error_type: str | None, indicator: str | None, points: int,
+                series: int, compute_seconds: float, received: float, started: float, finished: float) -> None:
+        """One handled request: its outcome and its times (time.monotonic())."""
+        label = m.closed(action, m.ACTIONS)
+        self.add(self._child(m.REQUESTS, label, "error" if error_type else "success")._value, 1.0)
+        self.observe(self._child(m.REQUEST_DURATION, label), finished - received)
+        self.observe(self._child(m.QUEUE_TIME), max(started - received, 0.0))
+        self.observe(self._child(m.COMPUTE_TIME), finished - started)
+        if error_type:
+            self.add(self._child(m.ERRORS, m.closed(error_type, m.ERROR_TYPES))._value, 1.0)
+        elif indicator:
+            name = m.closed(indicator, m.INDICATORS)
+            self.observe(self._child(m.INDICATOR_TIME, name), compute_seconds)
+            summary = self._child(m.INDICATOR_POINTS, name)
+            self.add(summary._count, 1.0)
+            self.add(summary._sum, float(points))
+            if label == "batch":
+                self.observe(self._child(m.BATCH_SERIES), float(series))
+
+    def flush(self) -> None:
+        """Write every cell touched since the last flush, once."""
+        for cell, amount in self.pending.items():
+            cell.inc(amount)
+        self.pending.clear()
