@@ -115,6 +115,17 @@ class Service:
             time.sleep(0.05)
         raise AssertionError(f"workers did not come back: {self.health()}\n{self.output}")
 
+    def wait_replaced(self, pids: list[int], count: int, timeout: float = 30) -> list[int]:
+        """Wait until exactly ``count`` of ``pids`` were replaced by new ready workers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = [w for w in self.health()["workers"] if not w["retiring"]]
+            current = [w["pid"] for w in workers if w["ready"]]
+            if len(current) == len(pids) == len(workers) and len(set(pids) - set(current)) == count:
+                return current
+            time.sleep(0.05)
+        raise AssertionError(f"{count} worker(s) were not replaced: {self.health()}\n{self.output}")
+
     def samples(self) -> Samples:
         status, body = self.get("/metrics")
         assert status == 200

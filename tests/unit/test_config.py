@@ -102,6 +102,8 @@ def name_is_octal(opt: dataclasses.Field) -> bool:
 
 
 def toml_literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
