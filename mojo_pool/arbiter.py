@@ -150,11 +150,16 @@ class Arbiter:
             raise SystemExit("mojo-pool: no listener: give --socket or --host")
 
     async def tick(self) -> None:
+        next_idle_check = 0.0
         while True:
             await asyncio.sleep(TICK_SECONDS)
             now = time.monotonic()
             self.dispatcher.expire(now)
+            self.dispatcher.flush()
             self.reap()
+            if now >= next_idle_check:  # O(connections): once a second, not every tick
+                next_idle_check = now + min(1.0, self.config.idle_timeout / 2)
+                self.close_idle(now)
             if self.draining and now >= self.drain_deadline:
                 say(f"drain timeout ({self.config.drain_timeout:g} s) reached with "
                     f"{self.dispatcher.outstanding()} requests unanswered; stopping")
@@ -248,6 +253,13 @@ class Arbiter:
             self.dispatcher.retire(worker)
 
     # ---- connections -----------------------------------------------------
+    def close_idle(self, now: float) -> None:
+        """Close connections idle past --idle-timeout, half-sent frames included (slowloris)."""
+        limit = self.config.idle_timeout
+        for connection in [c for c in self.connections if c.idle_since(now) > limit]:
+            metrics.REJECTED.labels("idle").inc()
+            connection.close()
+
     def connection_idle(self, connection: ClientConnection) -> None:
         connection.close()
 

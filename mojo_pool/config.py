@@ -72,6 +72,11 @@ class Config:
                           check=_within(0, 1024), metavar="N")
     max_frame_bytes: int = option(64 * 1024 * 1024, "largest request frame accepted; larger closes the "
                                   "connection after an error reply", check=_within(1024, 2**32 - 1), metavar="BYTES")
+    max_connections: int = option(10000, "client connections open at once; more are refused with an error "
+                                  "frame and closed", check=_within(1, 10**6), metavar="N")
+    idle_timeout: float = option(300.0, "seconds a connection may stay without a complete request (nothing "
+                                 "awaiting a reply) before it is closed; ends half-sent frames too",
+                                 check=_within(0.01), metavar="SECONDS")
     worker_inflight: int = option(4, "requests sent to one worker at a time (more wait in the queue)",
                                   check=_within(1, 1024), metavar="N")
     queue_limit: int = option(1024, "requests waiting for a worker before new ones get Busy",

@@ -39,12 +39,24 @@ class ClientConnection(asyncio.Protocol):
     # ---- asyncio.Protocol ------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.last_active = time.monotonic()
+        limit = self.arbiter.config.max_connections
+        if len(self.arbiter.connections) >= limit:
+            # A clear refusal, not a silent reset: one error frame, then close.
+            self.closed = True
+            metrics.REJECTED.labels("connections").inc()
+            body = protocol.error_body(f"too many connections (limit {limit}); retry later", "Busy")
+            transport.write(protocol.frame(body))  # type: ignore[attr-defined]
+            transport.close()
+            return
         self.arbiter.connections.add(self)
         metrics.ACTIVE_CONNECTIONS.inc()
         if self.arbiter.draining:
             self.pause()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self not in self.arbiter.connections:
+            return  # refused at connection_made: never counted
         self.closed = True
         self.arbiter.connections.discard(self)
         metrics.ACTIVE_CONNECTIONS.dec()
@@ -75,7 +87,7 @@ class ClientConnection(asyncio.Protocol):
             buffer.clear()
         offset = 0
         end = len(data)
-        now = time.monotonic()
+        now = self.last_active = time.monotonic()
         deadline = now + self.arbiter.config.request_timeout
         view = memoryview(data)  # frames are slices of it: no copy
         dispatcher = self.arbiter.dispatcher
@@ -127,6 +139,7 @@ class ClientConnection(asyncio.Protocol):
         if self.out:
             self.transport.writelines(self.out)  # type: ignore[union-attr]
             self.out = []
+            self.last_active = time.monotonic()
         if not self.pending:
             if self.close_after_flush:
                 self.transport.close()  # type: ignore[union-attr]
@@ -154,6 +167,10 @@ class ClientConnection(asyncio.Protocol):
         if not self.reading and self.transport is not None and not self.closed and not self.close_after_flush:
             self.reading = True
             self.transport.resume_reading()
+
+    def idle_since(self, now: float) -> float:
+        """Seconds without a complete request and with nothing awaiting a reply (0 if busy)."""
+        return 0.0 if self.pending else now - self.last_active
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:

@@ -1,0 +1,131 @@
+"""Limits that protect the service from its clients.
+
+1. Past --max-connections a new connection gets one clear error frame and is
+   closed; once a connection closes, new ones are accepted again.
+2. --idle-timeout closes a connection that sent half a frame and stalled
+   (slowloris), but never one whose request is still being computed.
+3. 10,000 random action names, symbols and unknown error-provoking fields
+   add no metric series: every label value comes from a closed set.
+4. The Unix socket is created with mode 0660 by default, and --socket-mode
+   changes it.
+5. Overload: with the queue full, further requests are refused with Busy
+   while the admitted ones are computed, and the service serves normally
+   right after.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import stat
+import struct
+import threading
+import time
+
+from mojo_pool import metrics
+from mojo_pool.client import Client
+from service import Service, value
+
+
+def read_frame(sock: socket.socket) -> dict | None:
+    data = b""
+    while len(data) < 4:
+        chunk = sock.recv(4 - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    length = struct.unpack(">I", data)[0]
+    body = b""
+    while len(body) < length:
+        body += sock.recv(length - len(body))
+    return json.loads(body)
+
+
+def test_1_max_connections():
+    with Service("--max-connections", "3", workers=1) as service:
+        clients = [Client(service.socket) for _ in range(3)]
+        for client in clients:
+            assert client.ping()
+        with socket.socket(socket.AF_UNIX) as extra:
+            extra.connect(service.socket)
+            refusal = read_frame(extra)
+            assert refusal is not None and refusal["status"] == "error" and "too many connections" in refusal["error"]
+            assert extra.recv(1) == b""  # closed after the refusal
+        clients[0].close()
+        time.sleep(0.2)
+        with Client(service.socket) as again:
+            assert again.ping()
+        for client in clients[1:]:
+            assert client.ping()
+            client.close()
+        assert value(service.samples(), "mojo_compute_requests_rejected_total", reason="connections") == 1
+
+
+def test_2_idle_timeout_closes_stalled_frames_only():
+    with Service("--idle-timeout", "0.5", workers=1) as service:
+        with socket.socket(socket.AF_UNIX) as stalled, Client(service.socket) as busy:
+            stalled.connect(service.socket)
+            stalled.sendall(struct.pack(">I", 1000) + b'{"action": "pi')  # half a frame, then nothing
+            result: dict = {}
+            thread = threading.Thread(target=lambda: result.update(
+                busy.request({"action": "debug_sleep", "seconds": 2.0})))
+            thread.start()
+            stalled.settimeout(10)
+            started = time.monotonic()
+            assert stalled.recv(1) == b""  # closed by the service
+            assert time.monotonic() - started < 5
+            thread.join(10)
+            assert result["status"] == "ok"  # computing for 2 s, yet not idle
+        assert value(service.samples(), "mojo_compute_requests_rejected_total", reason="idle") >= 1
+
+
+def test_3_random_names_add_no_series():
+    with Service("--queue-limit", "20000", workers=2) as service:
+        before = service.samples()
+        rng = random.Random(5)
+        requests = []
+        for k in range(10_000):
+            kind = k % 3
+            if kind == 0:
+                requests.append({"action": f"compute_{rng.getrandbits(40):x}", "prices": [1.0, 2.0]})
+            elif kind == 1:
+                requests.append({"action": "compute_sma", "symbol": f"S{rng.getrandbits(40):x}",
+                                 "prices": [1.0, 2.0, 3.0], "period": 2})
+            else:
+                requests.append({"action": "compute_sma", f"field_{rng.getrandbits(40):x}": 1, "prices": [1.0]})
+        with Client(service.socket) as client:
+            replies = client.pipeline(requests)
+        assert sum(r["status"] == "ok" for r in replies) == 3333
+        after = service.samples()
+        new_series = set(after) - set(before)
+        labels = {dict(key[1]).get("action") for key in new_series} | {dict(key[1]).get("error_type")
+                                                                       for key in new_series}
+        assert labels <= metrics.ACTIONS | metrics.ERROR_TYPES | {None, "unknown"}
+        assert len(new_series) < 120, sorted(new_series)[:20]
+        assert value(after, "mojo_compute_requests_total", action="unknown", status="error") == 3334
+
+
+def test_4_socket_mode():
+    with Service(workers=1) as service:
+        mode = os.stat(service.socket).st_mode
+        assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660
+    with Service("--socket-mode", "600", workers=1) as service:
+        assert stat.S_IMODE(os.stat(service.socket).st_mode) == 0o600
+
+
+def test_5_overload_refuses_then_recovers():
+    with Service("--queue-limit", "4", "--worker-inflight", "1", workers=1) as service:
+        with Client(service.socket) as client:
+            offered = [{"action": "debug_sleep", "seconds": 0.05, "id": k} for k in range(100)]
+            replies = client.pipeline(offered)
+            ok = [r for r in replies if r["status"] == "ok"]
+            busy = [r for r in replies if r.get("error_type") == "Busy"]
+            assert len(ok) + len(busy) == 100
+            assert 5 <= len(ok) < 100 and busy
+            assert [r["id"] for r in replies] == list(range(100))  # order kept, nothing lost
+            for _ in range(20):  # load gone: served at once
+                assert client.ping()
+        samples = service.samples()
+        assert value(samples, "mojo_compute_requests_rejected_total", reason="busy") == len(busy)
+        assert value(samples, "mojo_compute_queue_depth") == 0
