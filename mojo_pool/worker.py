@@ -179,7 +179,10 @@ def debug_actions() -> dict[str, object]:
     def whoami(request: dict[str, object]) -> dict[str, object]:
         return {"status": "ok", "pid": os.getpid()}
 
-    return {"debug_sleep": sleep, "debug_crash": crash, "debug_whoami": whoami}
+    def fail(request: dict[str, object]) -> dict[str, object]:
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+    return {"debug_sleep": sleep, "debug_crash": crash, "debug_whoami": whoami, "debug_raise": fail}
 
 
 def main(argv: list[str] | None = None) -> int:

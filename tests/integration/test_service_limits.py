@@ -11,6 +11,8 @@
 5. Overload: with the queue full, further requests are refused with Busy
    while the admitted ones are computed, and the service serves normally
    right after.
+6. An unexpected exception while handling a request costs that request an
+   InternalError reply with no stack trace or detail; the worker lives on.
 """
 from __future__ import annotations
 
@@ -129,3 +131,15 @@ def test_5_overload_refuses_then_recovers():
         samples = service.samples()
         assert value(samples, "mojo_compute_requests_rejected_total", reason="busy") == len(busy)
         assert value(samples, "mojo_compute_queue_depth") == 0
+
+
+def test_6_internal_errors_do_not_leak():
+    with Service(workers=1) as service:
+        pid = service.worker_pids()[0]
+        with Client(service.socket) as client:
+            reply = client.pipeline([{"action": "debug_raise"}])[0]
+            assert reply["error_type"] == "InternalError"
+            assert "secret" not in reply["error"] and "Traceback" not in reply["error"] and "passwd" not in reply["error"]
+            assert client.ping()
+        assert service.worker_pids() == [pid]
+        assert value(service.samples(), "mojo_compute_errors_total", error_type="InternalError") == 1
