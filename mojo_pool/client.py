@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import orjson
 
-from .protocol import ACTIONS, LENGTH, decode
+from .protocol import ACTIONS, LENGTH, binary_prefix, decode
 
 Address = str | tuple[str, int]
 DEFAULT_ADDRESS = "/tmp/mojo-compute.sock"
@@ -103,8 +103,7 @@ def encode_request(request: Mapping[str, Any], binary: bool) -> bytes:
                 out[key] = value
         return out
 
-    header = orjson.dumps(lengths(request))
-    return b"".join([b"\x00", LENGTH.pack(len(header)), header, *chunks])
+    return b"".join([binary_prefix(orjson.dumps(lengths(request))), *chunks])
 
 
 def _as_array(values: Any) -> np.ndarray:

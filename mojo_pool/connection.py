@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from . import metrics, protocol
 from .dispatch import Request
+from .framing import Assembler
 
 if TYPE_CHECKING:
     from .arbiter import Arbiter
@@ -27,7 +28,7 @@ class ClientConnection(asyncio.Protocol):
     def __init__(self, arbiter: "Arbiter") -> None:
         self.arbiter = arbiter
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.frames = Assembler(0, arbiter.config.max_frame_bytes)
         self.pending: deque[Request] = deque()
         self.closed = False
         self.close_after_flush = False
@@ -70,41 +71,17 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.close_after_flush:
             return
-        buffer = self.buffer
-        limit = self.arbiter.config.max_frame_bytes
-        if buffer:
-            # A frame arrives in pieces: copy it out once, when it is whole.
-            buffer += data
-            if len(buffer) < 4:
-                return
-            length = int.from_bytes(buffer[:4], "big")
-            if length > limit:
-                self.refuse_frame(length, limit)
-                return
-            if len(buffer) < 4 + length:
-                return
-            data = bytes(buffer)
-            buffer.clear()
-        offset = 0
-        end = len(data)
-        now = self.last_active = time.monotonic()
-        deadline = now + self.arbiter.config.request_timeout
-        view = memoryview(data)  # frames are slices of it: no copy
-        dispatcher = self.arbiter.dispatcher
-        while end - offset >= 4:
-            length = int.from_bytes(view[offset:offset + 4], "big")
-            if length > limit:
-                self.refuse_frame(length, limit)
-                return
-            stop = offset + 4 + length
-            if stop > end:
-                break
-            request = Request(self, view[offset:stop], now, deadline)
-            offset = stop
-            self.pending.append(request)
-            dispatcher.submit(request)
-        if offset < end:
-            buffer += view[offset:]
+        frames = self.frames.feed(data)
+        if frames:
+            now = self.last_active = time.monotonic()
+            deadline = now + self.arbiter.config.request_timeout
+            dispatcher = self.arbiter.dispatcher
+            for frame in frames:
+                request = Request(self, frame, now, deadline)
+                self.pending.append(request)
+                dispatcher.submit(request)
+        if self.frames.too_large is not None:
+            self.refuse_frame(self.frames.too_large, self.arbiter.config.max_frame_bytes)
 
     def pause_writing(self) -> None:
         self.writable = False

@@ -25,6 +25,7 @@ from collections import deque
 from typing import Callable, Protocol
 
 from . import protocol
+from .framing import Assembler
 from .protocol import LINK_REPLY, LINK_REQUEST, LENGTH
 
 MAX_ATTEMPTS = 2  # the first send and one re-send after a worker died
@@ -82,37 +83,19 @@ class WorkerLink(asyncio.Protocol):
         self.last_cpu = 0.0  # CPU seconds last read from /proc, so a slot's counter never goes back
         self.out: list[bytes | memoryview] = []
         self.marked = False
-        self.buffer = bytearray()
+        self.frames = Assembler(LINK_REPLY.size)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        header = LINK_REPLY.size + LENGTH.size
-        if buffer:
-            # A reply arrives in pieces: copy it out once, when it is whole.
-            buffer += data
-            if len(buffer) < header or len(buffer) < header + int.from_bytes(buffer[8:12], "big"):
-                return
-            data = bytes(buffer)
-            buffer.clear()
-        view = memoryview(data)  # replies are slices of it, forwarded without a copy
-        offset = 0
-        end = len(data)
-        while end - offset >= header:
-            stop = offset + header + int.from_bytes(view[offset + 8:offset + 12], "big")
-            if stop > end:
-                break
-            (rid,) = LINK_REPLY.unpack_from(view, offset)
-            reply = view[offset + 8:stop]
-            offset = stop
+        for frame in self.frames.feed(data):
+            (rid,) = LINK_REPLY.unpack_from(frame)
+            reply = frame[LINK_REPLY.size:]  # the client frame, forwarded as is
             if rid == protocol.CONTROL_RID:
-                self.control(bytes(reply[4:]))
+                self.control(bytes(reply[LENGTH.size:]))
             else:
                 self.on_reply(self, rid, reply)
-        if offset < end:
-            buffer += view[offset:]
 
     def control(self, body: bytes) -> None:
         import orjson

@@ -188,10 +188,13 @@ class Arrays:
         if end > len(self.payload):
             raise ProtocolError(f"{name}: binary payload holds {len(self.payload) // 8} values, "
                                 f"the header asks for more", "ValueError")
-        # A copy: the kernels want aligned, writable, owned arrays.
-        values = np.frombuffer(self.payload[self.offset:end], dtype="<f8").astype(np.float64)
+        values = np.frombuffer(self.payload[self.offset:end], dtype="<f8")
+        if not values.flags.aligned or not values.flags.writeable:
+            values = values.copy()  # the kernels want aligned arrays; clients that pad the header avoid this
         self.offset = end
-        if not np.isfinite(values).all():
+        # One pass: a sum is finite unless a value is NaN or infinite (or the
+        # sum overflows, which the exact check then tells apart).
+        if not np.isfinite(values.sum()) and not np.isfinite(values).all():
             raise ProtocolError(f"{name} holds NaN or Infinity", "ValueError")
         return values
 
@@ -332,6 +335,13 @@ def handle(body: bytes, compute: Computer = default_computer, extra: Extra | Non
 
     ``extra`` adds actions (the workers' test-only debug actions).
     """
+    parts, outcome = handle_parts(body, compute, extra)
+    return parts[0] if len(parts) == 1 else b"".join(parts), outcome
+
+
+def handle_parts(body: bytes | bytearray, compute: Computer = default_computer,
+                 extra: Extra | None = None) -> tuple[list[bytes | memoryview], Outcome]:
+    """:func:`handle`, the reply as buffers to send back to back (see :func:`encode_parts`)."""
     request_id: object = None
     outcome = Outcome(action=None)
     try:
@@ -371,10 +381,10 @@ def handle(body: bytes, compute: Computer = default_computer, extra: Extra | Non
         arrays.finish()
     except ProtocolError as exc:
         outcome.error_type = exc.error_type
-        return error_body(str(exc), exc.error_type, request_id), outcome
+        return [error_body(str(exc), exc.error_type, request_id)], outcome
     if request_id is not None:
         reply["id"] = request_id
-    return encode(reply, arrays.binary), outcome
+    return encode_parts(reply, arrays.binary), outcome
 
 
 def _single(action: Action, request: Mapping[str, Any], arrays: Arrays, compute: Computer,
@@ -469,17 +479,19 @@ def _batch(request: Mapping[str, Any], arrays: Arrays, compute: Computer, outcom
 # Encoding
 # ---------------------------------------------------------------------------
 
-def encode(reply: dict[str, object], binary: bool) -> bytes:
-    """A reply body: JSON (NaN becomes null, orjson's rule) or binary."""
+def encode_parts(reply: dict[str, object], binary: bool) -> list[bytes | memoryview]:
+    """A reply body as buffers to send back to back: JSON (NaN becomes null,
+    orjson's rule) in one, or a binary header followed by each array's own
+    memory (no copy of the values)."""
     if not binary:
-        return orjson.dumps(reply, option=orjson.OPT_SERIALIZE_NUMPY)
-    chunks: list[bytes] = []
+        return [orjson.dumps(reply, option=orjson.OPT_SERIALIZE_NUMPY)]
+    chunks: list[bytes | memoryview] = []
 
     def lengths(item: dict[str, object]) -> dict[str, object]:
         out = {}
         for key, value in item.items():
             if isinstance(value, np.ndarray):
-                chunks.append(np.ascontiguousarray(value, dtype="<f8").tobytes())
+                chunks.append(memoryview(np.ascontiguousarray(value, dtype="<f8")).cast("B"))
                 out[key] = len(value)
             else:
                 out[key] = value
@@ -490,8 +502,19 @@ def encode(reply: dict[str, object], binary: bool) -> bytes:
         header["results"] = [lengths(item) for item in header["results"]]  # type: ignore[union-attr]
     else:
         header["outputs"] = [k for k, v in reply.items() if isinstance(v, np.ndarray)]
-    head = orjson.dumps(header)
-    return b"".join([b"\x00", LENGTH.pack(len(head)), head, *chunks])
+    return [binary_prefix(orjson.dumps(header)), *chunks]
+
+
+def binary_prefix(header: bytes) -> bytes:
+    """0x00, the header length and the header, padded with spaces (JSON
+    allows them) so the values start 8-byte aligned: a reader can then use
+    them in place instead of copying."""
+    header += b" " * (-(5 + len(header)) % 8)
+    return b"\x00" + LENGTH.pack(len(header)) + header
+
+
+def encode(reply: dict[str, object], binary: bool) -> bytes:
+    return b"".join(encode_parts(reply, binary))
 
 
 def decode(body: bytes) -> dict[str, Any]:

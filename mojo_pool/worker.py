@@ -31,6 +31,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
                     "VECLIB_MAXIMUM_THREADS")
 DEBUG_ACTIONS_ENV = "MOJO_POOL_DEBUG_ACTIONS"
 EXIT_START_FAILED = 3
+LARGE_FRAME = 1 << 18  # bodies this large are received into a buffer of their own
 PR_SET_PDEATHSIG = 1
 
 
@@ -116,15 +117,27 @@ class Worker:
         Every request already in the buffer is handled before any reply is
         sent (a burst: at most the supervisor's per-worker in-flight bound);
         the burst's metrics are written, then its replies go out in one call.
+        A large request is read straight into a buffer of its own size.
         """
         protocol = self.protocol
         header = protocol.LINK_REQUEST.size + protocol.LENGTH.size
         buffer = self.buffer
         while True:
-            while len(buffer) < header or len(buffer) < header + int.from_bytes(buffer[header - 4:header], "big"):
+            while len(buffer) < header:
                 if not self.fill():
                     return
-            replies: list[bytes] = []
+            length = int.from_bytes(buffer[header - 4:header], "big")
+            if len(buffer) < header + length and length >= LARGE_FRAME:
+                rid, received = protocol.LINK_REQUEST.unpack_from(buffer)
+                body = self.read_large(header, length)
+                if body is None:
+                    return
+                self.send_burst([(rid, self.answer(received, body))])
+                continue
+            while len(buffer) < header + length:
+                if not self.fill():
+                    return
+            burst = []
             offset = 0
             end = len(buffer)
             while end - offset >= header:
@@ -134,34 +147,70 @@ class Worker:
                 rid, received = protocol.LINK_REQUEST.unpack_from(buffer, offset)
                 body = bytes(buffer[offset + header:offset + header + length])
                 offset += header + length
-                reply = self.answer(received, body)
-                replies += (protocol.LINK_REPLY.pack(rid), protocol.LENGTH.pack(len(reply)), reply)
+                burst.append((rid, self.answer(received, body)))
             del buffer[:offset]
-            self.tally.flush()  # counted before the replies leave
-            self.sock.sendall(b"".join(replies))
+            self.send_burst(burst)
             if time.monotonic() >= self.next_speedup:
                 self.measure_speedup()
 
-    def answer(self, received: float, body: bytes) -> bytes:
+    def read_large(self, header: int, length: int) -> bytearray | None:
+        """The body of a large frame, received into its own buffer (no re-copying)."""
+        body = bytearray(length)
+        view = memoryview(body)
+        have = len(self.buffer) - header
+        view[:have] = self.buffer[header:]
+        self.buffer.clear()
+        while have < length:
+            received = self.sock.recv_into(view[have:])
+            if received == 0:
+                return None
+            have += received
+        return body
+
+    def send_burst(self, burst: list[tuple[int, list[bytes | memoryview]]]) -> None:
+        """Metrics first (a reply sent is a request counted), then every reply in one gathered send."""
+        self.tally.flush()
+        protocol = self.protocol
+        buffers: list[bytes | memoryview] = []
+        for rid, parts in burst:
+            size = sum(len(part) for part in parts)
+            buffers.append(protocol.LINK_REPLY.pack(rid) + protocol.LENGTH.pack(size))
+            buffers.extend(parts)
+        send_all(self.sock, buffers)
+
+    def answer(self, received: float, body: bytes | bytearray) -> list[bytes | memoryview]:
         started = time.monotonic()
-        reply, outcome = self.handle(body)
+        parts, outcome = self.handle(body)
         if self.request_metrics:
             self.tally.request(outcome.action, outcome.error_type, outcome.indicator,  # type: ignore[attr-defined]
                                outcome.points, outcome.series, outcome.compute_seconds,  # type: ignore[attr-defined]
                                received, started, time.monotonic())
-        return reply
+        return parts
 
-    def handle(self, body: bytes) -> tuple[bytes, object]:
+    def handle(self, body: bytes | bytearray) -> tuple[list[bytes | memoryview], object]:
         protocol = self.protocol
         try:
-            return protocol.handle(body, extra=self.extra)
+            return protocol.handle_parts(body, extra=self.extra)
         except Exception as exc:  # noqa: BLE001 - a bug must cost one request, never the worker
             import logging
 
             logging.getLogger("mojo_pool.worker").exception("request failed unexpectedly")
             outcome = protocol.Outcome(action=None, error_type="InternalError")
-            return protocol.error_body(f"internal error ({type(exc).__name__}); logged by the service",
-                                       "InternalError"), outcome
+            return [protocol.error_body(f"internal error ({type(exc).__name__}); logged by the service",
+                                        "InternalError")], outcome
+
+
+def send_all(sock: socket.socket, buffers: list[bytes | memoryview]) -> None:
+    """``sendall`` for a list of buffers: gathered writes (sendmsg), no joining copy."""
+    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    while views:
+        sent = sock.sendmsg(views[:512])  # below IOV_MAX
+        while sent:
+            if sent >= len(views[0]):
+                sent -= len(views.pop(0))
+            else:
+                views[0] = views[0][sent:]
+                sent = 0
 
 
 def debug_actions() -> dict[str, object]:
