@@ -13,6 +13,7 @@
 7. The asyncio client: 200 concurrent calls on one connection.
 8. /health and /ready describe the pool; metrics after a known run count
    exactly what was sent.
+9. The speed-up gauge is measured again on --speedup-interval.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import json
 import os
 import socket
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -240,3 +242,15 @@ def test_8_health_ready_and_exact_metrics():
         assert value(samples, "mojo_compute_indicator_speedup", indicator="sma") > 10
         info = [k for k in samples if k[0] == "mojo_compute_info"]
         assert len(info) == 1 and ("simd", "on") in info[0][1]
+
+
+def test_9_speedup_is_measured_again_on_its_interval():
+    """9. With --speedup-interval 0.3 each worker re-measures, idle or busy: the gauge keeps changing."""
+    with Service("--speedup-interval", "0.3", workers=1) as fresh:
+        seen = set()
+        for _ in range(8):
+            seen.add(value(fresh.samples(), "mojo_compute_indicator_speedup", indicator="sma"))
+            time.sleep(0.4)
+        assert len(seen) >= 3 and min(seen) > 10
+        with Client(fresh.socket) as client:  # and it kept serving
+            assert client.ping()
