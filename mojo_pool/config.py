@@ -77,7 +77,7 @@ class Config:
     idle_timeout: float = option(300.0, "seconds a connection may stay without a complete request (nothing "
                                  "awaiting a reply) before it is closed; ends half-sent frames too",
                                  check=_within(0.01), metavar="SECONDS")
-    worker_inflight: int = option(4, "requests sent to one worker at a time (more wait in the queue)",
+    worker_inflight: int = option(16, "requests sent to one worker at a time (more wait in the queue)",
                                   check=_within(1, 1024), metavar="N")
     queue_limit: int = option(1024, "requests waiting for a worker before new ones get Busy",
                               check=_within(0, 10**7), metavar="N")
