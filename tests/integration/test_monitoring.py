@@ -89,7 +89,7 @@ def test_2_dashboard_is_importable():
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == "${datasource}"
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
-    assert len(alert_expressions()) == 8
+    assert len(alert_expressions()) == 10
 
 
 class Prometheus:
@@ -147,7 +147,7 @@ def wait_for(prometheus: Prometheus, expr: str, expected: float, timeout: float 
 
 
 def panel_query(expr: str) -> str:
-    return expr.replace("$__rate_interval", "30s").replace("$instance", ".*")
+    return expr.replace("$__rate_interval", "30s").replace("$instance", ".*").replace("$host", ".*")
 
 
 def test_3_real_prometheus_sees_what_was_sent(tmp_path):
