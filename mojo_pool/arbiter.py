@@ -85,7 +85,8 @@ class Arbiter:
         self.dispatcher = Dispatcher(config.worker_inflight, config.queue_limit, config.request_timeout,
                                      self.reject, self.kill)
         self.dispatcher.on_idle = self.retired_idle
-        self.draining = False
+        self.draining = False  # SIGTERM received: /ready says 503
+        self.closing = False  # listeners closed, connections finishing what they sent
         self.stopping = False
         self.drain_deadline = 0.0
         self.started_at = time.time()
@@ -160,7 +161,7 @@ class Arbiter:
             if now >= next_idle_check:  # O(connections): once a second, not every tick
                 next_idle_check = now + min(1.0, self.config.idle_timeout / 2)
                 self.close_idle(now)
-            if self.draining and now >= self.drain_deadline:
+            if self.closing and now >= self.drain_deadline:
                 say(f"drain timeout ({self.config.drain_timeout:g} s) reached with "
                     f"{self.dispatcher.outstanding()} requests unanswered; stopping")
                 self.finish(0)
@@ -181,7 +182,7 @@ class Arbiter:
                 slot.respawn.cancel()
         for _, link in list(self.children.values()):
             link.close()
-        deadline = time.monotonic() + (1.0 if self.exit_code or not self.draining else STOP_GRACE_SECONDS)
+        deadline = time.monotonic() + (1.0 if self.exit_code or not self.closing else STOP_GRACE_SECONDS)
         while self.children and time.monotonic() < deadline:
             self.reap()
             await asyncio.sleep(0.02)
@@ -208,10 +209,23 @@ class Arbiter:
 
     # ---- signals ---------------------------------------------------------
     def handle_term(self) -> None:
+        """Drain: /ready answers 503 at once; after --drain-grace (time for a
+        load balancer's health check to notice) stop accepting, answer
+        everything accepted, exit."""
         if self.draining:
             return
-        say(f"SIGTERM: draining {self.dispatcher.outstanding()} requests, no new connections")
         self.draining = True
+        grace = self.config.drain_grace
+        if grace > 0:
+            say(f"SIGTERM: not ready; still serving for {grace:g} s (--drain-grace), then draining")
+            assert self.loop is not None
+            self.loop.call_later(grace, self.stop_accepting)
+        else:
+            self.stop_accepting()
+
+    def stop_accepting(self) -> None:
+        say(f"draining {self.dispatcher.outstanding()} requests, no new connections")
+        self.closing = True
         self.drain_deadline = time.monotonic() + self.config.drain_timeout
         self.close_listeners()
         for connection in list(self.connections):
@@ -264,7 +278,7 @@ class Arbiter:
         connection.close()
 
     def connection_gone(self) -> None:
-        if self.draining and not self.connections:
+        if self.closing and not self.connections:
             say("drained: every accepted request answered")
             self.finish(0)
 

@@ -146,12 +146,28 @@ def outputs_of(reply: Mapping[str, Any], names: tuple[str, ...]) -> np.ndarray |
     return arrays[0] if len(arrays) == 1 else arrays
 
 
-class Client:
-    """A blocking client on one kept connection."""
+def endpoints_of(address: Address | Sequence[Address]) -> list[tuple[int, Any]]:
+    """One address, or a list of them (a tuple is one TCP address)."""
+    addresses = address if isinstance(address, list) else [address]
+    if not addresses:
+        raise ValueError("no endpoint given")
+    return [parse_address(a) for a in addresses]  # type: ignore[arg-type]
 
-    def __init__(self, address: Address = DEFAULT_ADDRESS, *, timeout: float | None = 60.0,
+
+class Client:
+    """A blocking client on one kept connection, to one endpoint or the first of several that answers.
+
+    With several endpoints (hosts behind no balancer, or balancers), a request
+    whose connection cannot be made or breaks before its reply is sent again,
+    once, on the next endpoint: indicator requests are idempotent, so a host
+    dying loses nothing the client sent.
+    """
+
+    def __init__(self, address: Address | list[Address] = DEFAULT_ADDRESS, *, timeout: float | None = 60.0,
                  binary: bool = False) -> None:
-        self.family, self.address = parse_address(address)
+        self.endpoints = endpoints_of(address)
+        self.current = 0
+        self.family, self.address = self.endpoints[0]
         self.timeout = timeout
         self.binary = binary
         self.sock: socket.socket | None = None
@@ -164,15 +180,48 @@ class Client:
         self.close()
 
     def connect(self) -> socket.socket:
+        """The kept connection; otherwise the first endpoint (from the current one on) that accepts."""
         if self.sock is None:
-            sock = socket.socket(self.family, socket.SOCK_STREAM)
-            sock.settimeout(self.timeout)
-            sock.connect(self.address)
-            if self.family == socket.AF_INET:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.sock = sock
-            self.buffer.clear()
+            failure: OSError | None = None
+            for step in range(len(self.endpoints)):
+                index = (self.current + step) % len(self.endpoints)
+                family, address = self.endpoints[index]
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                try:
+                    sock.connect(address)
+                except OSError as exc:
+                    sock.close()
+                    failure = exc
+                    continue
+                if family == socket.AF_INET:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.current, self.family, self.address = index, family, address
+                self.sock = sock
+                self.buffer.clear()
+                break
+            else:
+                raise ConnectionError(f"no endpoint accepted a connection (last: {failure})") from failure
         return self.sock
+
+    def failover(self) -> None:
+        """Drop the connection; the next one starts at the next endpoint."""
+        self.close()
+        self.current = (self.current + 1) % len(self.endpoints)
+
+    def exchange_retrying(self, bodies: list[bytes]) -> list[bytes]:
+        """:meth:`exchange`, and the bodies left unanswered by a broken connection sent once more, on the
+        next endpoint (a service that closes after replying to all, as after FrameTooLarge, is not retried)."""
+        try:
+            replies = self.exchange(bodies)
+        except (ConnectionError, OSError) as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            replies = []
+        if len(replies) < len(bodies):
+            self.failover()
+            replies += self.exchange(bodies[len(replies):])
+        return replies
 
     def close(self) -> None:
         if self.sock is not None:
@@ -211,7 +260,10 @@ class Client:
                         if sent == len(out):
                             selector.modify(sock, selectors.EVENT_READ)
                     if mask & selectors.EVENT_READ:
-                        chunk = sock.recv(1 << 20)
+                        try:
+                            chunk = sock.recv(1 << 20)
+                        except ConnectionResetError:
+                            chunk = b""  # like a close: the caller sees which replies came
                         if not chunk:
                             self._split(replies)
                             self.close()
@@ -239,7 +291,7 @@ class Client:
     # ---- requests --------------------------------------------------------
     def request(self, request: Mapping[str, Any], binary: bool | None = None) -> dict[str, Any]:
         """One request; the reply as a dict, or the error raised."""
-        replies = self.exchange([encode_request(request, self.binary if binary is None else binary)])
+        replies = self.exchange_retrying([encode_request(request, self.binary if binary is None else binary)])
         if not replies:
             raise ConnectionError("the service closed the connection without a reply")
         return check(decode(replies[0]))
@@ -249,7 +301,7 @@ class Client:
         """Many requests on the connection at once; replies in order (errors as dicts unless raise_errors)."""
         mode = self.binary if binary is None else binary
         bodies = [encode_request(r, mode) for r in requests]
-        replies = [decode(body) for body in self.exchange(bodies)]
+        replies = [decode(body) for body in self.exchange_retrying(bodies)]
         if len(replies) < len(bodies):
             last = f"; the last: {replies[-1]}" if replies else ""
             raise ConnectionError(f"the service closed the connection after {len(replies)} of {len(bodies)} "
@@ -277,10 +329,16 @@ class Client:
 
 
 class AsyncClient:
-    """An asyncio client: concurrent calls share one connection, pipelined, answered in order."""
+    """An asyncio client: concurrent calls share one connection, pipelined, answered in order.
 
-    def __init__(self, address: Address = DEFAULT_ADDRESS, *, binary: bool = False) -> None:
-        self.family, self.address = parse_address(address)
+    Takes one endpoint or several, like :class:`Client`: a call whose
+    connection breaks before its reply is sent again once, on the next one.
+    """
+
+    def __init__(self, address: Address | list[Address] = DEFAULT_ADDRESS, *, binary: bool = False) -> None:
+        self.endpoints = endpoints_of(address)
+        self.current = 0
+        self.family, self.address = self.endpoints[0]
         self.binary = binary
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -302,12 +360,22 @@ class AsyncClient:
                 await self._open()
 
     async def _open(self) -> None:
-        if self.writer is None:
-            if self.family == socket.AF_UNIX:
-                self.reader, self.writer = await asyncio.open_unix_connection(self.address, limit=1 << 26)
-            else:
-                self.reader, self.writer = await asyncio.open_connection(*self.address, limit=1 << 26)
+        failure: OSError | None = None
+        for step in range(len(self.endpoints)):
+            index = (self.current + step) % len(self.endpoints)
+            family, address = self.endpoints[index]
+            try:
+                if family == socket.AF_UNIX:
+                    self.reader, self.writer = await asyncio.open_unix_connection(address, limit=1 << 26)
+                else:
+                    self.reader, self.writer = await asyncio.open_connection(*address, limit=1 << 26)
+            except OSError as exc:
+                failure = exc
+                continue
+            self.current, self.family, self.address = index, family, address
             self.reading = asyncio.get_running_loop().create_task(self._read_replies())
+            return
+        raise ConnectionError(f"no endpoint accepted a connection (last: {failure})") from failure
 
     async def _read_replies(self) -> None:
         assert self.reader is not None
@@ -333,14 +401,39 @@ class AsyncClient:
             self.writer = None
 
     async def request(self, request: Mapping[str, Any], binary: bool | None = None) -> dict[str, Any]:
+        body = encode_request(request, self.binary if binary is None else binary)
+        try:
+            reply = await self._send(body)
+        except ConnectionError:
+            await self._failover()
+            reply = await self._send(body)
+        return check(decode(reply))
+
+    async def _send(self, body: bytes) -> bytes:
         await self.connect()
         assert self.writer is not None
-        body = encode_request(request, self.binary if binary is None else binary)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.waiting.append(future)
-        self.writer.write(LENGTH.pack(len(body)) + body)
-        await self.writer.drain()
-        return check(decode(await future))
+        try:
+            self.writer.write(LENGTH.pack(len(body)) + body)
+            await self.writer.drain()
+        except OSError as exc:
+            raise ConnectionError(str(exc)) from exc
+        return await future
+
+    async def _failover(self) -> None:
+        if self.connecting is None:
+            self.connecting = asyncio.Lock()
+        async with self.connecting:
+            if self.writer is not None and not self.writer.is_closing() and self.reading and not self.reading.done():
+                return  # another call already reconnected
+            if self.reading is not None:
+                self.reading.cancel()
+            if self.writer is not None:
+                self.writer.close()
+            self.writer = None
+            self.current = (self.current + 1) % len(self.endpoints)
+            await self._open()
 
     async def ping(self) -> bool:
         return (await self.request({"action": "ping"})).get("message") == "pong"

@@ -85,6 +85,9 @@ class Config:
                                     "is replaced)", check=_within(0.001), metavar="SECONDS")
     drain_timeout: float = option(30.0, "seconds SIGTERM waits for accepted requests before stopping anyway",
                                   check=_within(0.0), metavar="SECONDS")
+    drain_grace: float = option(0.0, "seconds after SIGTERM during which /ready says 503 but the service still "
+                                "accepts and serves, so load balancers stop sending first", check=_within(0.0),
+                                metavar="SECONDS")
     metrics_dir: str = option("", "prometheus_client's multiprocess directory, wiped at start (default: "
                               "$PROMETHEUS_MULTIPROC_DIR, else a new temporary directory)", metavar="DIR")
     speedup_interval: float = option(300.0, "seconds between a worker's speed-up measurements (0: at start only)",

@@ -52,7 +52,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.arbiter.connections.add(self)
         metrics.ACTIVE_CONNECTIONS.inc()
-        if self.arbiter.draining:
+        if self.arbiter.closing:
             self.pause()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -89,7 +89,7 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writable = True
-        if not self.arbiter.draining:
+        if not self.arbiter.closing:
             self.resume()
 
     # ---- replies ---------------------------------------------------------
@@ -120,7 +120,7 @@ class ClientConnection(asyncio.Protocol):
         if not self.pending:
             if self.close_after_flush:
                 self.transport.close()  # type: ignore[union-attr]
-            elif self.arbiter.draining:
+            elif self.arbiter.closing:
                 self.arbiter.connection_idle(self)
 
     def refuse_frame(self, length: int, limit: int) -> None:
