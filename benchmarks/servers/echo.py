@@ -17,13 +17,13 @@ SIGINT or SIGTERM stop it.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
-import signal
 import socket
 import struct
 import sys
+
+import common  # benchmarks/servers/common.py: this script's directory is on sys.path
 
 LENGTH = struct.Struct(">I")
 
@@ -94,33 +94,13 @@ async def serve(socket_path: str, host: str, port: int) -> None:
         bound = server.sockets[0].getsockname()
         where.append(f"tcp://{bound[0]}:{bound[1]}")
     print(f"echo[{os.getpid()}]: listening on {', '.join(where)}", flush=True)
-    stop = loop.create_future()
-
-    def finish() -> None:
-        if not stop.done():
-            stop.set_result(None)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, finish)
-    await stop
-    for server in servers:
-        server.close()
-    if socket_path and os.path.exists(socket_path):
-        os.unlink(socket_path)
+    await common.until_signal(servers, socket_path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Echo server on the mojo-compute framing")
-    parser.add_argument("--socket", default="", help="Unix socket path (empty: none)")
-    parser.add_argument("--host", default="", help="TCP address (empty: none)")
-    parser.add_argument("--port", type=int, default=0, help="TCP port (0: any free one)")
-    args = parser.parse_args(argv)
-    if not args.socket and not args.host:
-        parser.error("give --socket and/or --host")
     import uvloop
 
-    uvloop.run(serve(args.socket, args.host, args.port))
-    return 0
+    return common.main("Echo server on the mojo-compute framing", serve, uvloop.run, argv)
 
 
 if __name__ == "__main__":
