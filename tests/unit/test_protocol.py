@@ -675,7 +675,7 @@ def _field_names(action: str) -> list[str]:
 
 SCALARS = (st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.integers(-5, 60)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
-           | st.sampled_from(sorted(protocol.REGISTRY)))
+           | st.sampled_from(sorted(indicators.REGISTRY)))
 NUMBERS = st.lists(st.floats(-1e6, 1e6) | st.integers(-1000, 1000), min_size=1, max_size=40)
 KEYS = st.sampled_from(SERIES_FIELDS + ["period", "params", "series", "id"]) | st.text(max_size=6)
 
@@ -700,7 +700,7 @@ def _requests(lists_of_lists: bool) -> st.SearchStrategy[dict[str, Any]]:
         elif name == "series":
             likely = st.lists(st.fixed_dictionaries({"prices": NUMBERS}), min_size=1, max_size=4)
         elif name == "indicator":
-            likely = st.sampled_from(sorted(protocol.REGISTRY) + ["macd", "bollinger"])
+            likely = st.sampled_from(sorted(indicators.REGISTRY) + ["macd", "bollinger"])
         elif name in ("id", "symbol"):
             likely = st.text(max_size=10)
         elif name == "params":
