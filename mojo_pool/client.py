@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import selectors
 import socket
+import time
 from collections import deque
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -28,6 +29,7 @@ import orjson
 from .protocol import ACTIONS, LENGTH, binary_prefix, decode
 
 Address = str | tuple[str, int]
+RETRY_PAUSE_SECONDS = 0.05
 DEFAULT_ADDRESS = "/tmp/mojo-compute.sock"
 
 
@@ -220,6 +222,10 @@ class Client:
             replies = []
         if len(replies) < len(bodies):
             self.failover()
+            if len(self.endpoints) == 1:
+                # The same endpoint again (a load balancer): give it a moment to
+                # notice the host that just failed, or the retry may reach it.
+                time.sleep(RETRY_PAUSE_SECONDS)
             replies += self.exchange(bodies[len(replies):])
         return replies
 
@@ -405,6 +411,8 @@ class AsyncClient:
         try:
             reply = await self._send(body)
         except ConnectionError:
+            if len(self.endpoints) == 1:
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)  # see Client.exchange_retrying
             await self._failover()
             reply = await self._send(body)
         return check(decode(reply))
