@@ -36,6 +36,7 @@ import signal
 import socket
 import stat
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,7 @@ class Arbiter:
         self.children: dict[int, tuple[Slot, WorkerLink]] = {}
         self.metrics_ids: set[str] = set()
         self.connections: set[ClientConnection] = set()
+        self.cpu_lock = threading.Lock()
         self.servers: list[asyncio.AbstractServer] = []
         self.dispatcher = Dispatcher(config.worker_inflight, config.queue_limit, config.request_timeout,
                                      self.reject, self.kill)
@@ -358,7 +360,9 @@ class Arbiter:
                 continue
             slot, link = self.children.pop(pid)
             cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0
-            slot.past_cpu_seconds += max(cpu, link.last_cpu)
+            with self.cpu_lock:  # the exporter thread must see the CPU in past or in the link, once
+                slot.past_cpu_seconds += max(cpu, link.last_cpu)
+                link.cpu_counted = True
             self.metrics_ids.discard(link.metrics_id)
             multiprocess.mark_process_dead(link.metrics_id, str(self.metrics_dir))  # type: ignore[arg-type]
             link.close()
@@ -424,16 +428,23 @@ class Arbiter:
                       draining=self.draining, workers=workers)
 
     def snapshot(self) -> PoolSnapshot:
+        """The pool for /metrics (exporter thread). A slot's CPU is its reaped
+        workers' plus its live ones', each worker counted exactly once (the
+        lock orders this against reaping), so the counter never dips."""
         workers = []
-        for slot in list(self.slots):
-            past = slot.past_cpu_seconds
-            for link in list(slot.retiring):
-                link.last_cpu = process_cpu_seconds(link.pid) or link.last_cpu
-                past += link.last_cpu
-            current = slot.worker
-            if current is not None:
-                current.last_cpu = process_cpu_seconds(current.pid) or current.last_cpu
-            workers.append(WorkerSlot(slot.index, current.pid if current is not None else None, past))
+        with self.cpu_lock:
+            for slot in list(self.slots):
+                past = slot.past_cpu_seconds
+                for link in list(slot.retiring):
+                    if not link.cpu_counted:
+                        link.last_cpu = max(process_cpu_seconds(link.pid) or 0.0, link.last_cpu)
+                        past += link.last_cpu
+                current = slot.worker
+                live = 0.0
+                if current is not None and not current.cpu_counted:
+                    current.last_cpu = max(process_cpu_seconds(current.pid) or 0.0, current.last_cpu)
+                    live = current.last_cpu
+                workers.append(WorkerSlot(slot.index, current.pid if current is not None else None, past, live))
         return PoolSnapshot(queue_depth=len(self.dispatcher.queue), queue_limit=self.config.queue_limit,
                             workers_expected=len(self.slots), workers=tuple(workers))
 

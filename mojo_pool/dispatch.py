@@ -81,6 +81,7 @@ class WorkerLink(asyncio.Protocol):
         self.spawned_at = time.monotonic()
         self.ready_at: float | None = None
         self.last_cpu = 0.0  # CPU seconds last read from /proc, so a slot's counter never goes back
+        self.cpu_counted = False  # reaped: its CPU is in its slot's past_cpu_seconds
         self.out: list[bytes | memoryview] = []
         self.marked = False
         self.frames = Assembler(LINK_REPLY.size)

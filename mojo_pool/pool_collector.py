@@ -30,6 +30,11 @@ class WorkerSlot:
     slot: int
     pid: int | None  # None while the slot waits for its replacement
     past_cpu_seconds: float = 0.0  # CPU of the slot's earlier, reaped workers
+    # The live worker's CPU as the snapshot's taker last read it (it keeps the
+    # last good reading when the process has just died): given, the collector
+    # uses it instead of reading /proc again, so a worker dying between the two
+    # reads cannot make the slot's counter dip.
+    live_cpu_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,8 @@ class PoolCollector(Collector):
                                    labels=["slot"])
         for worker in state.workers:
             live = process_cpu_seconds(worker.pid) if worker.pid is not None else None
-            cpu.add_metric([str(worker.slot)], worker.past_cpu_seconds + (live or 0.0))
+            counted = worker.live_cpu_seconds if worker.live_cpu_seconds is not None else (live or 0.0)
+            cpu.add_metric([str(worker.slot)], worker.past_cpu_seconds + counted)
             rss = process_rss_bytes(worker.pid) if worker.pid is not None and live is not None else None
             if rss is not None:
                 memory.add_metric([str(worker.slot)], rss)
