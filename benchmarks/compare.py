@@ -328,7 +328,7 @@ def headline_scenarios(workers: int) -> list[Scenario]:
         Scenario("small_mojo_1", "mojo_pool 1w, SMA 1k JSON, persistent", "mojo_1", persistent, "small"),
         Scenario("oldstyle_mojo_n", f"mojo_pool {workers}w, SMA 1k JSON, connection per request", "mojo_n", oldstyle,
                  "small"),
-        Scenario("heavy_mojo_1", f"mojo_pool 1w, batch RSI 100x1k JSON", "mojo_1", heavy, "heavy", "points/s"),
+        Scenario("heavy_mojo_1", "mojo_pool 1w, batch RSI 100x1k JSON", "mojo_1", heavy, "heavy", "points/s"),
         Scenario("heavy_mojo_n", f"mojo_pool {workers}w, batch RSI 100x1k JSON", "mojo_n", heavy, "heavy",
                  "points/s"),
     ]

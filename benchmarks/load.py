@@ -71,7 +71,7 @@ import sys
 import time
 from array import array
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from functools import reduce
 from typing import Any, Callable

@@ -54,8 +54,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import orjson
 
-from .requests import (ACTIONS, ALLOWED, COMMON_FIELDS, MAX_ID_LENGTH, Action, Arrays, Computer,  # noqa: F401
-                       Outcome, ProtocolError, batch, default_computer, single, unknown_fields)
+from .requests import (ACTIONS, COMMON_FIELDS, MAX_ID_LENGTH, Arrays, Computer, Outcome,  # noqa: F401
+                       ProtocolError, batch, default_computer, single, unknown_fields)
 
 LENGTH = struct.Struct(">I")
 BINARY_MARK = 0

@@ -78,7 +78,7 @@ class Worker:
         self.extra = debug_actions() if os.environ.get(DEBUG_ACTIONS_ENV) == "1" else {}
 
     def start(self) -> None:
-        from . import ext, speedup
+        from . import ext
         from .indicators import api
 
         backend = api.backend()

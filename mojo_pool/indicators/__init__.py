@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
-
 from . import api
 from .registry import MA_TYPES, REGISTRY, Indicator, Param
 
