@@ -401,7 +401,7 @@ class Arbiter:
 
     # ---- errors the supervisor answers itself ------------------------------
     def reject(self, request: Request, message: str, error_type: str, reason: str) -> None:
-        action, request_id = protocol.peek(request.frame[4:])
+        action, request_id = protocol.peek_cheap(request.frame[4:])
         self.count_rejection(action, error_type, reason, time.monotonic() - request.received)
         request.source.deliver(request, protocol.frame(protocol.error_body(message, error_type, request_id)))
 

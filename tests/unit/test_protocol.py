@@ -784,3 +784,37 @@ def test_13_integer_literals_beyond_64_bits_read_as_floats() -> None:
     assert outcome.error_type is None
     values = orjson.loads(reply)["values"]
     assert len(values) == 2 and values[0] == float(100000000000000000000001)
+
+
+# ---------------------------------------------------------------------------
+# 14. peek_cheap: the supervisor's refusal path reads action and id like peek
+# ---------------------------------------------------------------------------
+
+_KEYS = st.sampled_from(["action", "id", "symbol", "period", "sym\"id", "x\\", "id ", "note"])
+_VALUES = st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=12), st.sampled_from(
+    ["compute_sma", "id", "action", "a\"b", "\\", "ping"]), st.floats(allow_nan=False, allow_infinity=False),
+    st.none(), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=6), st.integers(0, 3), st.booleans())
+def test_14_peek_cheap_agrees_with_peek(fields: dict, where: int, spaced: bool) -> None:
+    """14. On large bodies (past SMALL_BODY, where the cheap walk is used),
+    with keys in any order, look-alike keys and values, escapes and spacing,
+    peek_cheap returns what the exact peek does."""
+    prices = [100.0 + k / 7 for k in range(600)]
+    items = list(fields.items())
+    items.insert(min(where, len(items)), ("prices", prices))
+    request = dict(items)
+    body = json.dumps(request, separators=(", ", ": ") if spaced else (",", ":")).encode()
+    assert len(body) > protocol.SMALL_BODY
+    assert protocol.peek_cheap(body) == protocol.peek(body)
+    assert protocol.peek_cheap(memoryview(body)) == protocol.peek(body)
+
+
+def test_14_peek_cheap_on_a_typical_request() -> None:
+    body = orjson.dumps({"action": "compute_sma", "symbol": "TCS", "prices": [1.5] * 1000, "period": 20,
+                         "id": "req-7"})
+    assert protocol.peek_cheap(body) == ("compute_sma", "req-7")
+    body = orjson.dumps({"prices": [1.5] * 1000, "id": 12, "action": "compute_rsi"})
+    assert protocol.peek_cheap(body) == ("compute_rsi", 12)
