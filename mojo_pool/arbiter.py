@@ -50,6 +50,7 @@ from .connection import ClientConnection
 from .dispatch import Dispatcher, Request, WorkerLink
 from .exporter import Exporter, Health
 from .pool_collector import PoolSnapshot, WorkerSlot, process_cpu_seconds
+from .tally import Tally
 from .worker import THREAD_VARIABLES
 
 log = logging.getLogger("mojo_pool.arbiter")
@@ -83,6 +84,7 @@ class Arbiter:
         self.metrics_ids: set[str] = set()
         self.connections: set[ClientConnection] = set()
         self.cpu_lock = threading.Lock()
+        self.tally = Tally()
         self.servers: list[asyncio.AbstractServer] = []
         self.dispatcher = Dispatcher(config.worker_inflight, config.queue_limit, config.request_timeout,
                                      self.reject, self.kill)
@@ -406,12 +408,11 @@ class Arbiter:
         request.source.deliver(request, protocol.frame(protocol.error_body(message, error_type, request_id)))
 
     def count_rejection(self, action: str | None, error_type: str, reason: str, seconds: float = 0.0) -> None:
-        label = metrics.closed(action, metrics.ACTIONS)
-        metrics.REQUESTS.labels(label, "error").inc()
-        metrics.REQUEST_DURATION.labels(label).observe(seconds)
-        metrics.ERRORS.labels(metrics.closed(error_type, metrics.ERROR_TYPES)).inc()
-        if reason:
-            metrics.REJECTED.labels(metrics.closed(reason, metrics.REJECT_REASONS)).inc()
+        """Counted in the tally, written at the end of this loop pass, before the reply's flush."""
+        self.tally.refusal(action, error_type, reason, seconds)
+        if not self.tally.marked:
+            self.tally.marked = True
+            self.dispatcher.mark(self.tally)
 
     # ---- what /health, /ready and /metrics read (from the exporter's thread) --
     def health(self) -> Health:
