@@ -30,6 +30,7 @@ two live processes must never write one file.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -127,6 +128,7 @@ class Arbiter:
                              (signal.SIGQUIT, self.handle_int), (signal.SIGHUP, self.handle_hup),
                              (signal.SIGTTIN, self.handle_ttin), (signal.SIGTTOU, self.handle_ttou)):
             self.loop.add_signal_handler(sig, handler)
+        gc.freeze()  # start-up objects live as long as the service: no full collection walks them again
         ticker = self.loop.create_task(self.tick())
         try:
             return await self.done
