@@ -11,6 +11,7 @@ account of the supervisor-to-worker hop.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,9 @@ sys.path.insert(0, str(HERE))
 from compare import Server  # noqa: E402
 
 CLOCK = 100.0  # USER_HZ
+# The load: 16 connections of SMA-20 over 1,000 points, JSON; MOJO_SPLIT_LOAD overrides
+# (e.g. "-c 4 --binary --mix sma:1000000").
+LOAD_ARGS = os.environ.get("MOJO_SPLIT_LOAD", "-c 16").split()
 
 
 def cpu(pid: int) -> tuple[float, float]:
@@ -48,7 +52,7 @@ def main(argv: list[str]) -> int:
             server.wait_ready()
             assert server.process is not None
             out = f"{tmp}/load.json"
-            load = subprocess.Popen([sys.executable, str(HERE / "load.py"), server.target, "-c", "16", "--duration",
+            load = subprocess.Popen([sys.executable, str(HERE / "load.py"), server.target, *LOAD_ARGS, "--duration",
                                      "5", "--warmup", "1", "--quiet", "--json", out])
             time.sleep(1.5)
             pids = {"supervisor": server.process.pid}
