@@ -55,14 +55,14 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import orjson
 
-from .requests import (ACTIONS, COMMON_FIELDS, MAX_ID_LENGTH, Arrays, Computer, Outcome,  # noqa: F401
-                       ProtocolError, batch, default_computer, single, unknown_fields)
+from .requests import (ACTIONS, COMMON_FIELDS, Arrays, Computer, Outcome, ProtocolError,  # noqa: F401
+                       batch, default_computer, single, unknown_fields)
 
 LENGTH = struct.Struct(">I")
-BINARY_MARK = 0
 LINK_REQUEST = struct.Struct("<Qd")  # rid, received; then the client frame
 LINK_REPLY = struct.Struct("<Q")  # rid; then the reply frame
 CONTROL_RID = 0
+MAX_ID_LENGTH = 256
 
 
 def frame(body: bytes) -> bytes:

@@ -19,8 +19,6 @@ import numpy as np
 from .indicators import REGISTRY, api
 from .indicators.registry import Indicator
 
-MAX_ID_LENGTH = 256
-
 class ProtocolError(Exception):
     """A request the service refuses; ``error_type`` goes on the wire."""
 
