@@ -306,7 +306,7 @@ class Arbiter:
         finally:
             child.close()
         self.metrics_ids.add(metrics_id)
-        link = WorkerLink(slot.index, pid, metrics_id, slot.cpu, self.worker_ready, self.dispatcher.complete,
+        link = WorkerLink(slot.index, pid, metrics_id, self.worker_ready, self.dispatcher.complete,
                           self.worker_lost)
         self.children[pid] = (slot, link)
         if slot.worker is None:
@@ -412,9 +412,7 @@ class Arbiter:
     def count_rejection(self, action: str | None, error_type: str, reason: str, seconds: float = 0.0) -> None:
         """Counted in the tally, written at the end of this loop pass, before the reply's flush."""
         self.tally.refusal(action, error_type, reason, seconds)
-        if not self.tally.marked:
-            self.tally.marked = True
-            self.dispatcher.mark(self.tally)
+        self.dispatcher.mark(self.tally)
 
     # ---- what /health, /ready and /metrics read (from the exporter's thread) --
     def health(self) -> Health:

@@ -33,7 +33,6 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.close_after_flush = False
         self.reading = True
-        self.writable = True
         self.out: list[bytes | memoryview] = []  # replies gathered for one write (see Dispatcher.mark)
         self.marked = False
 
@@ -84,11 +83,9 @@ class ClientConnection(asyncio.Protocol):
             self.refuse_frame(self.frames.too_large, self.arbiter.config.max_frame_bytes)
 
     def pause_writing(self) -> None:
-        self.writable = False
         self.pause()
 
     def resume_writing(self) -> None:
-        self.writable = True
         if not self.arbiter.closing:
             self.resume()
 
@@ -104,13 +101,10 @@ class ClientConnection(asyncio.Protocol):
         out = self.out
         while pending and pending[0].replied:
             out.append(pending.popleft().frame)
-        if not self.marked:
-            self.marked = True
-            self.arbiter.dispatcher.mark(self)
+        self.arbiter.dispatcher.mark(self)
 
     def flush(self) -> None:
         """Write the replies gathered since the last flush, in one call."""
-        self.marked = False
         if self.closed:
             return
         if self.out:

@@ -46,7 +46,7 @@ class Flushable(Protocol):
 class Request:
     """One client frame on its way through the pool."""
 
-    __slots__ = ("source", "frame", "received", "deadline", "attempts", "worker", "rid", "replied")
+    __slots__ = ("source", "frame", "received", "deadline", "attempts", "rid", "replied")
 
     def __init__(self, source: Replyable, frame: bytes, received: float, deadline: float) -> None:
         self.source = source
@@ -54,7 +54,6 @@ class Request:
         self.received = received
         self.deadline = deadline
         self.attempts = 0
-        self.worker: WorkerLink | None = None
         self.rid = 0
         self.replied = False
 
@@ -62,13 +61,12 @@ class Request:
 class WorkerLink(asyncio.Protocol):
     """The supervisor's end of one worker's socketpair."""
 
-    def __init__(self, slot: int, pid: int, metrics_id: str, cpu: int | None,
+    def __init__(self, slot: int, pid: int, metrics_id: str,
                  on_ready: Callable[["WorkerLink", dict], None], on_reply: Callable[["WorkerLink", int, bytes], None],
                  on_lost: Callable[["WorkerLink"], None]) -> None:
         self.slot = slot
         self.pid = pid
         self.metrics_id = metrics_id
-        self.cpu = cpu
         self.on_ready = on_ready
         self.on_reply = on_reply
         self.on_lost = on_lost
@@ -78,7 +76,6 @@ class WorkerLink(asyncio.Protocol):
         self.retiring = False  # takes no new requests; closed once its in-flight ones are answered
         self.lost = False
         self.kill_reason: str | None = None
-        self.spawned_at = time.monotonic()
         self.ready_at: float | None = None
         self.last_cpu = 0.0  # CPU seconds last read from /proc, so a slot's counter never goes back
         self.cpu_counted = False  # reaped: its CPU is in its slot's past_cpu_seconds
@@ -111,14 +108,12 @@ class WorkerLink(asyncio.Protocol):
         self.lost = True
         self.on_lost(self)
 
-    def send(self, request: Request) -> bool:
-        """Queue the request for the next flush; True if the link had nothing queued."""
+    def send(self, request: Request) -> None:
+        """Queue the request for the next flush."""
         self.out.append(LINK_REQUEST.pack(request.rid, request.received))
         self.out.append(request.frame)
-        return len(self.out) == 2
 
     def flush(self) -> None:
-        self.marked = False
         if self.out and self.transport is not None and not self.transport.is_closing():
             self.transport.writelines(self.out)
         self.out = []
@@ -168,17 +163,17 @@ class Dispatcher:
         request.rid = self.next_rid
         self.next_rid += 1
         request.attempts += 1
-        request.worker = worker
         worker.inflight[request.rid] = request
         worker.send(request)
-        if not worker.marked:
-            worker.marked = True
-            self.mark(worker)
+        self.mark(worker)
 
     def mark(self, target: "Flushable") -> None:
         """Gather writes: ``target.flush()`` runs once at the end of this
         event-loop pass, so the frames of a pipelined burst (and the replies of
         a worker's burst) go out in one system call instead of one each."""
+        if target.marked:
+            return
+        target.marked = True
         self.dirty.append(target)
         if not self.flush_scheduled:
             self.flush_scheduled = True
@@ -188,6 +183,7 @@ class Dispatcher:
         self.flush_scheduled = False
         dirty, self.dirty = self.dirty, []
         for target in dirty:
+            target.marked = False
             target.flush()
 
     def pump(self) -> None:

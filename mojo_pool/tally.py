@@ -91,7 +91,6 @@ class Tally:
 
     def flush(self) -> None:
         """Write every cell touched since the last flush, once."""
-        self.marked = False
         for cell, amount in self.pending.items():
             cell.inc(amount)
         self.pending.clear()

@@ -62,14 +62,13 @@ class Worker:
 
     def __init__(self, sock: socket.socket, slot: int, cpu: int | None, speedup_interval: float,
                  request_metrics: bool = True) -> None:
-        from . import metrics, protocol  # after the environment is set up
+        from . import protocol  # after the environment is set up
         from .tally import Tally
 
         self.sock = sock
         self.slot = slot
         self.cpu = cpu
         self.protocol = protocol
-        self.metrics = metrics
         self.speedup_interval = speedup_interval
         self.request_metrics = request_metrics
         self.tally = Tally()
