@@ -275,6 +275,9 @@ def ema_pair_difference(x, first, fast_seed, fast_k, slow_seed, slow_k, out):
     The two recurrences of ``overlap.ema_seeded`` in one pass, four bars per
     FMA on each chain: MACD's line without writing either EMA out and
     reading both back (a pass over the output costs ~0.15 ms at 10^6 bars).
+    Each EMA is carried divided by its k (z = y / k steps as z * (1 - k) + x),
+    so the bars enter the chains' prefixes without a multiplication each:
+    seven FMAs per EMA per four bars instead of eleven operations.
     """
     n = x.shape[0]
     fa = 1.0 - fast_k
@@ -285,33 +288,31 @@ def ema_pair_difference(x, first, fast_seed, fast_k, slow_seed, slow_k, out):
     sa2 = sa * sa
     sa3 = sa2 * sa
     sa4 = sa2 * sa2
-    fast = fast_seed
-    slow = slow_seed
+    fast = fast_seed / fast_k
+    slow = slow_seed / slow_k
     i = first
     while i + 3 < n:
         v0 = x[i]
         v1 = x[i + 1]
         v2 = x[i + 2]
         v3 = x[i + 3]
-        fb0 = fast_k * v0
-        fc1 = fb0 * fa + fast_k * v1
-        fc2 = fc1 * fa + fast_k * v2
-        fc3 = fc2 * fa + fast_k * v3
-        sb0 = slow_k * v0
-        sc1 = sb0 * sa + slow_k * v1
-        sc2 = sc1 * sa + slow_k * v2
-        sc3 = sc2 * sa + slow_k * v3
-        out[i] = (fast * fa + fb0) - (slow * sa + sb0)
-        out[i + 1] = (fast * fa2 + fc1) - (slow * sa2 + sc1)
-        out[i + 2] = (fast * fa3 + fc2) - (slow * sa3 + sc2)
+        fc1 = v0 * fa + v1
+        fc2 = fc1 * fa + v2
+        fc3 = fc2 * fa + v3
+        sc1 = v0 * sa + v1
+        sc2 = sc1 * sa + v2
+        sc3 = sc2 * sa + v3
+        out[i] = fast_k * (fast * fa + v0) - slow_k * (slow * sa + v0)
+        out[i + 1] = fast_k * (fast * fa2 + fc1) - slow_k * (slow * sa2 + sc1)
+        out[i + 2] = fast_k * (fast * fa3 + fc2) - slow_k * (slow * sa3 + sc2)
         fast = fast * fa4 + fc3
         slow = slow * sa4 + sc3
-        out[i + 3] = fast - slow
+        out[i + 3] = fast_k * fast - slow_k * slow
         i += 4
     while i < n:
-        fast = fast * fa + fast_k * x[i]
-        slow = slow * sa + slow_k * x[i]
-        out[i] = fast - slow
+        fast = fast * fa + x[i]
+        slow = slow * sa + x[i]
+        out[i] = fast_k * fast - slow_k * slow
         i += 1
 
 
