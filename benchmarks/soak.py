@@ -12,8 +12,10 @@ as long as you like and reports what a trading desk would ask:
 3. ``overload``: an open-loop load at ``--overload`` times the measured
    capacity against a bounded queue. Reported: how fast the excess gets
    ``Busy`` (a probe connection times its Busy replies), the p99 of the
-   admitted requests, the supervisor's RSS before, during and after, and a
-   closed-loop run right after the storm (recovery).
+   admitted requests as the generator saw them and, from the service's
+   queue-time histogram, how long they waited inside the service, the
+   supervisor's RSS before, during and after, and a closed-loop run right
+   after the storm (recovery).
 
     flock /tmp/mojo_bench.lock python benchmarks/soak.py --duration 60
     flock /tmp/mojo_bench.lock python benchmarks/soak.py --only overload --overload 10
@@ -67,6 +69,29 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
         text = response.read().decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def queue_wait_buckets(url: str) -> dict[float, float]:
+    """Cumulative counts of ``mojo_compute_queue_time_seconds`` by bucket bound."""
+    return {float(dict(labels)["le"]): value for (name, labels), value in scrape(url).items()
+            if name == "mojo_compute_queue_time_seconds_bucket"}
+
+
+def bucket_quantiles(before: dict[float, float], after: dict[float, float],
+                     quantiles: tuple[float, ...] = (0.5, 0.99, 0.999)) -> dict[str, Any]:
+    """Upper bounds of the queue-wait quantiles between two scrapes, from the histogram buckets.
+
+    The service's own view of admitted requests: from the frame's arrival in
+    the supervisor to a worker starting on it. The load generator's latencies
+    also hold its own backlog when it cannot send at the offered rate.
+    """
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = counts.get(float("inf"), 0.0)
+    result: dict[str, Any] = {"admitted": total}
+    for q in quantiles:
+        bound = next((b for b, c in counts.items() if total and c >= q * total), None)
+        result[f"p{q * 100:g}_at_most_ms"] = None if bound is None else bound * 1000
+    return result
 
 
 def health(url: str) -> dict[str, Any]:
@@ -168,6 +193,7 @@ def overload(directory: Path, workers: int, duration: float, factor: float, queu
         capacity = load.run(load.Options(server.target, connections=16, mix=SMALL, duration=3, warmup=0.5,
                                          progress=False))["requests_per_s"]
         rss_before = rss_mb(server.process.pid)
+        waits_before = queue_wait_buckets(url)
         offered = capacity * factor
         # Enough connections that the client never waits for a slot: the excess reaches the service.
         thread, result = run_load_in_thread(load.Options(server.target, rate=offered, connections=512, mix=SMALL,
@@ -183,6 +209,7 @@ def overload(directory: Path, workers: int, duration: float, factor: float, queu
             thread.join(0.5)
         stop.set()
         prober.join(30)
+        waits = bucket_quantiles(waits_before, queue_wait_buckets(url))
         after = load.run(load.Options(server.target, connections=16, mix=SMALL, duration=3, warmup=0.0,
                                       progress=False))
         busy = sorted(probe.get("busy", []))
@@ -190,6 +217,7 @@ def overload(directory: Path, workers: int, duration: float, factor: float, queu
             "workers": workers, "queue_limit": queue, "capacity_req_per_s": capacity, "offered_req_per_s": offered,
             "served_req_per_s": result.get("requests_per_s"), "errors": result.get("errors"),
             "admitted_latency_ms": result.get("latency_ms"),
+            "service_queue_wait": waits,
             "busy_reply_ms": {"count": len(busy), "p50": busy[len(busy) // 2] if busy else None,
                               "p99": busy[int(len(busy) * 0.99)] if busy else None},
             "supervisor_rss_mb": {"before": rss_before, "max_during": max(rss_during, default=None),
