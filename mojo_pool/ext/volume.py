@@ -19,7 +19,10 @@ def ad_increment(high, low, close, volume):
     branch (-fno-trapping-math lets the division run speculatively).
     """
     spread = high - low
-    return (close - low - (high - close)) / spread * volume if spread > 0.0 else 0.0
+    # "+ 0.0" rounds the product by itself: the caller's addition to the
+    # line stays a plain addition, as in TA-Lib, not a fused multiply-add
+    # (whose different rounding the line would carry on).
+    return (close - low - (high - close)) / spread * volume + 0.0 if spread > 0.0 else 0.0
 
 
 #pythran export obv(float64[:], float64[:], float64[:])
@@ -67,27 +70,60 @@ def ad_line_step(high, low, close, volume, i, line):
     return l0, l1, l2, l2 + inc3
 
 
+# Bars per block of ad's two-pass form (the block of increments stays in L1).
+AD_BLOCK = 512
+# Above this many bars the inputs stream from memory rather than cache, and
+# ad runs in one pass (see ad).
+AD_TWO_PASS_MAX = 400_000
+
+
 #pythran export ad(float64[:], float64[:], float64[:], float64[:], float64[:])
 def ad(high, low, close, volume, out):
     """Chaikin accumulation/distribution line, cumulative from the first bar; lookback 0.
 
     The total is summed bar by bar in TA-Lib's order (see the module
-    docstring), four bars a step (``ad_line_step``).
+    docstring); the chain of additions is the same as TA-Lib's, so the
+    time goes into what surrounds it:
+
+    * While the inputs sit in cache (up to ``AD_TWO_PASS_MAX`` bars), block
+      by block: one loop computes the increments into the output in SIMD
+      lanes (the divisions no longer go one at a time through the divider),
+      a second sums them in place. Measured against TA-Lib in one process,
+      10^5 bars: 0.96x one-pass, 1.2x two-pass.
+    * Streaming from memory, the two loops do not overlap the memory traffic
+      with the additions (0.6x at 10^6 bars, measured), so one pass, four
+      bars a step (``ad_line_step``), which keeps up with TA-Lib (1.0x;
+      both are limited by memory there).
     """
     n = high.shape[0]
     total = 0.0
-    i = 0
-    while i + 3 < n:
-        l0, l1, l2, total = ad_line_step(high, low, close, volume, i, total)
-        out[i] = l0
-        out[i + 1] = l1
-        out[i + 2] = l2
-        out[i + 3] = total
-        i += 4
-    while i < n:
-        total += ad_increment(high[i], low[i], close[i], volume[i])
-        out[i] = total
-        i += 1
+    if n > AD_TWO_PASS_MAX:
+        i = 0
+        while i + 3 < n:
+            l0, l1, l2, total = ad_line_step(high, low, close, volume, i, total)
+            out[i] = l0
+            out[i + 1] = l1
+            out[i + 2] = l2
+            out[i + 3] = total
+            i += 4
+        while i < n:
+            total += ad_increment(high[i], low[i], close[i], volume[i])
+            out[i] = total
+            i += 1
+        return
+    for start in range(0, n, AD_BLOCK):
+        stop = min(start + AD_BLOCK, n)
+        m = stop - start
+        h = high[start:stop]
+        lo = low[start:stop]
+        c = close[start:stop]
+        v = volume[start:stop]
+        dest = out[start:stop]
+        for j in range(m):
+            dest[j] = ad_increment(h[j], lo[j], c[j], v[j])
+        for j in range(m):
+            total += dest[j]
+            dest[j] = total
 
 
 #pythran export adosc(float64[:], float64[:], float64[:], float64[:], int, int, float64[:])
