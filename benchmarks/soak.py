@@ -186,8 +186,9 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def overload(directory: Path, workers: int, duration: float, factor: float, queue: int) -> dict[str, Any]:
-    server, url = start(directory / "overload", workers, "--queue-limit", str(queue))
+def overload(directory: Path, workers: int, duration: float, factor: float, queue: int,
+             max_wait: float) -> dict[str, Any]:
+    server, url = start(directory / "overload", workers, "--queue-limit", str(queue), "--max-queue-wait", str(max_wait))
     assert server.process is not None
     try:
         capacity = load.run(load.Options(server.target, connections=16, mix=SMALL, duration=3, warmup=0.5,
@@ -214,7 +215,7 @@ def overload(directory: Path, workers: int, duration: float, factor: float, queu
                                       progress=False))
         busy = sorted(probe.get("busy", []))
         return {
-            "workers": workers, "queue_limit": queue, "capacity_req_per_s": capacity, "offered_req_per_s": offered,
+            "workers": workers, "queue_limit": queue, "max_queue_wait": max_wait, "capacity_req_per_s": capacity, "offered_req_per_s": offered,
             "served_req_per_s": result.get("requests_per_s"), "errors": result.get("errors"),
             "admitted_latency_ms": result.get("latency_ms"),
             "service_queue_wait": waits,
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hup-every", type=float, default=3.0)
     parser.add_argument("--overload", type=float, default=10.0, help="offered load as a multiple of capacity")
     parser.add_argument("--queue-limit", type=int, default=256)
+    parser.add_argument("--max-queue-wait", type=float, default=0.0, help="the service's --max-queue-wait (0: off)")
     parser.add_argument("--only", choices=("kill", "hup", "overload"))
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
@@ -248,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             (directory / name).mkdir()
             if name == "overload":
-                results[name] = overload(directory, args.workers, args.duration, args.overload, args.queue_limit)
+                results[name] = overload(directory, args.workers, args.duration, args.overload, args.queue_limit,
+                                         args.max_queue_wait)
             else:
                 every = args.kill_every if name == "kill" else args.hup_every
                 results[name] = fault_soak(directory, args.workers, args.duration, every, name)

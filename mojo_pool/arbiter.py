@@ -88,7 +88,7 @@ class Arbiter:
         self.tally = Tally()
         self.servers: list[asyncio.AbstractServer] = []
         self.dispatcher = Dispatcher(config.worker_inflight, config.queue_limit, config.request_timeout,
-                                     self.reject, self.kill)
+                                     self.reject, self.kill, config.max_queue_wait)
         self.dispatcher.on_idle = self.retired_idle
         self.draining = False  # SIGTERM received: /ready says 503
         self.closing = False  # listeners closed, connections finishing what they sent

@@ -81,6 +81,9 @@ class Config:
                                   check=_within(1, 1024), metavar="N")
     queue_limit: int = option(1024, "requests waiting for a worker before new ones get Busy",
                               check=_within(0, 10**7), metavar="N")
+    max_queue_wait: float = option(0.0, "seconds a request may wait for a worker; older queued ones get Busy, "
+                                   "which bounds admitted latency under overload (0: wait up to "
+                                   "--request-timeout)", check=_within(0.0), metavar="SECONDS")
     request_timeout: float = option(30.0, "seconds before an unanswered request gets TimeoutError (its worker "
                                     "is replaced)", check=_within(0.001), metavar="SECONDS")
     drain_timeout: float = option(30.0, "seconds SIGTERM waits for accepted requests before stopping anyway",

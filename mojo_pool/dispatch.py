@@ -8,7 +8,13 @@ where it goes and what happens when things go wrong:
   a time (enough to keep it busy across the link's round trip, few enough
   that a worker's death re-sends little). Beyond that, requests wait in one
   FIFO queue of at most ``queue_limit``; past that the client gets ``Busy``
-  at once. Nothing is ever queued without bound.
+  at once. Nothing is ever queued without bound. With ``max_queue_wait``
+  set, a request that waited that long for its first worker also gets
+  ``Busy``, when a worker frees up or at the next tick, whichever comes
+  first: under overload the queue's length says little about its wait
+  (the served rate falls as refusals take CPU), so this is the bound in
+  time a latency-sensitive client wants. Requests re-sent after a worker
+  died are exempt: they were being computed already.
 * **Choice.** The least-loaded ready worker, by requests in flight.
 * **Worker death.** Its in-flight requests go back to the head of the queue
   and are sent again, once (indicator work is idempotent); a request that
@@ -126,9 +132,11 @@ class WorkerLink(asyncio.Protocol):
 
 class Dispatcher:
     def __init__(self, per_worker: int, queue_limit: int, timeout: float,
-                 reject: Callable[[Request, str, str, str], None], kill: Callable[[WorkerLink, str], None]) -> None:
+                 reject: Callable[[Request, str, str, str], None], kill: Callable[[WorkerLink, str], None],
+                 max_queue_wait: float = 0.0) -> None:
         self.per_worker = per_worker
         self.queue_limit = queue_limit
+        self.max_queue_wait = max_queue_wait
         self.timeout = timeout
         self.reject = reject  # (request, message, error_type, reason) -> error reply to the client
         self.kill = kill  # (worker, reason) -> the arbiter replaces it
@@ -189,13 +197,22 @@ class Dispatcher:
     def pump(self) -> None:
         """Move queued requests to workers with room."""
         queue = self.queue
+        stale_before = time.monotonic() - self.max_queue_wait if self.max_queue_wait else 0.0
         while queue:
             worker = self.least_loaded()
             if worker is None:
                 return
             request = queue.popleft()
-            if not request.replied:
+            if request.replied:
+                continue
+            if request.received < stale_before and not request.attempts:
+                self.refuse_stale(request)
+            else:
                 self.send(worker, request)
+
+    def refuse_stale(self, request: Request) -> None:
+        self.reject(request, f"service busy: no worker free within {self.max_queue_wait:g} s; retry later",
+                    "Busy", "busy")
 
     # ---- replies and failures -------------------------------------------
     def complete(self, worker: WorkerLink, rid: int, reply: bytes | memoryview) -> None:
@@ -247,6 +264,18 @@ class Dispatcher:
             if not request.replied:
                 self.reject(request, f"no worker took the request within {self.timeout:g} s", "TimeoutError",
                             "timeout")
+        if self.max_queue_wait:
+            # The queue is in arrival order except for re-sent requests at its
+            # head, which are exempt: stop at the first fresh one.
+            stale_before = now - self.max_queue_wait
+            keep: list[Request] = []
+            while self.queue and (self.queue[0].attempts or self.queue[0].received < stale_before):
+                request = self.queue.popleft()
+                if request.attempts:
+                    keep.append(request)
+                elif not request.replied:
+                    self.refuse_stale(request)
+            self.queue.extendleft(reversed(keep))
         for worker in list(self.links):
             late = [r for r in worker.inflight.values() if r.deadline <= now and not r.replied]
             for request in late:

@@ -13,6 +13,10 @@
    right after.
 6. An unexpected exception while handling a request costs that request an
    InternalError reply with no stack trace or detail; the worker lives on.
+7. --max-queue-wait: while the only worker is busy, queued requests get
+   Busy once they have waited that long (not after the worker frees up),
+   the request being computed still completes, and the next ones are
+   served at once; the refusals are counted as busy.
 """
 from __future__ import annotations
 
@@ -143,3 +147,27 @@ def test_6_internal_errors_do_not_leak():
             assert client.ping()
         assert service.worker_pids() == [pid]
         assert value(service.samples(), "mojo_compute_errors_total", error_type="InternalError") == 1
+
+
+def test_7_max_queue_wait_bounds_the_wait():
+    with Service("--max-queue-wait", "0.2", "--worker-inflight", "1", workers=1) as service:
+        with Client(service.socket) as slow, Client(service.socket) as queued:
+            result: dict[str, object] = {}
+            runner = threading.Thread(target=lambda: result.update(
+                reply=slow.request({"action": "debug_sleep", "seconds": 1.5, "id": "slow"})))
+            runner.start()
+            time.sleep(0.1)  # the slow request holds the only worker
+            started = time.monotonic()
+            replies = queued.pipeline([{"action": "ping", "id": k} for k in range(5)])
+            waited = time.monotonic() - started
+            assert [r.get("error_type") for r in replies] == ["Busy"] * 5
+            assert [r["id"] for r in replies] == list(range(5))
+            assert all("0.2 s" in r["error"] for r in replies)
+            # Refused by the queue-wait bound, not when the worker freed up at 1.5 s.
+            assert waited < 1.0
+            runner.join(10)
+            assert result["reply"]["status"] == "ok" and result["reply"]["id"] == "slow"
+            for _ in range(10):
+                assert queued.ping()
+        samples = service.samples()
+        assert value(samples, "mojo_compute_requests_rejected_total", reason="busy") == 5
