@@ -17,6 +17,21 @@ def regression_constants(period):
     return p, sum_a, sum_a * sum_a - p * sum_aa
 
 
+def regression_sums(x, newest, oldest_age):
+    """sum(x) and sum(age * x) over the bars newest - oldest_age .. newest.
+
+    Ages count back from the newest bar (0); summed oldest first, in TA-Lib's
+    order, so a rebuild gives TA-Lib's sums.
+    """
+    sum_y = 0.0
+    sum_ay = 0.0
+    for age in range(oldest_age, -1, -1):
+        v = x[newest - age]
+        sum_y += v
+        sum_ay += age * v
+    return sum_y, sum_ay
+
+
 def linreg_window(x, period, out):
     """The least-squares line through each window x[i-period+1 : i+1], at its newest bar.
 
@@ -64,12 +79,7 @@ def linreg_window(x, period, out):
     i = first
     while i < n:
         # Rebuild at bar i, then up to 32 * period - 1 rolling steps.
-        sum_y = 0.0
-        sum_ay = 0.0
-        for age in range(first, -1, -1):
-            v = x[i - age]
-            sum_y += v
-            sum_ay += age * v
+        sum_y, sum_ay = regression_sums(x, i, first)
         slope = (p * sum_ay - sum_a * sum_y) * inv_divisor
         out[i] = (sum_y - slope * sum_a) * inv_p + slope * top
         stop = min(n, i + 32 * period)
@@ -112,12 +122,7 @@ def linreg_slope_window(x, period, out):
     i = first
     while i < n:
         # Rebuild at bar i, then 32 * period - 1 rolling steps.
-        sum_y = 0.0
-        sum_ay = 0.0
-        for age in range(first, -1, -1):
-            v = x[i - age]
-            sum_y += v
-            sum_ay += age * v
+        sum_y, sum_ay = regression_sums(x, i, first)
         out[i] = (p * sum_ay - sum_a * sum_y) / divisor
         stop = min(n, i + 32 * period)
         for j in range(i - first, stop - first - 1):
