@@ -34,13 +34,16 @@ def _make_function(indicator: Indicator) -> Callable[..., Any]:
     inputs = list(indicator.inputs)
     names = [p.name for p in indicator.params]
     arguments = ", ".join(inputs + [f"{name}=_defaults[{name!r}]" for name in names])
-    result = "outs[0]" if len(indicator.outputs) == 1 else "outs"
+    result = "outs[0]" if len(indicator.outputs) == 1 else "tuple(outs)"
     source = (
         f"def {indicator.name}({arguments}):\n"
-        f"    outs = _compute(_indicator, ({', '.join(inputs)},), {{{', '.join(f'{n!r}: {n}' for n in names)}}})\n"
+        f"    outs = _plain(_indicator, ({', '.join(inputs)},), ({''.join(n + ', ' for n in names)}))\n"
+        f"    if outs is None:\n"
+        f"        outs = _compute(_indicator, ({', '.join(inputs)},), {{{', '.join(f'{n!r}: {n}' for n in names)}}})\n"
         f"    return {result}\n"
     )
-    namespace: dict[str, Any] = {"_compute": api.compute, "_indicator": indicator, "_defaults": indicator.defaults()}
+    namespace: dict[str, Any] = {"_compute": api.compute, "_plain": api.compute_plain, "_indicator": indicator,
+                                 "_defaults": indicator.defaults()}
     exec(compile(source, f"<mojo_pool.indicators.{indicator.name}>", "exec"), namespace)
     function = namespace[indicator.name]
     params_doc = "\n".join(

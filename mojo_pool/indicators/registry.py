@@ -8,6 +8,7 @@ indicator means one entry in ``specs/<family>.py`` plus its kernel.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -95,7 +96,9 @@ class Indicator:
     inputs: tuple[str, ...]
     params: tuple[Param, ...]
     outputs: tuple[str, ...]
-    lookback: Callable[..., int]  # called with the checked parameters as keywords
+    # Called with the checked parameters, as keywords or in order by position:
+    # its parameter names must be the params' names, in the same order.
+    lookback: Callable[..., int]
     summary: str
     # Name of the across-series kernel in ext.lanes for time-major batches
     # (one bar per row, series in the SIMD lanes), or None.
@@ -107,16 +110,21 @@ class Indicator:
             if name not in PRICE_INPUTS:
                 raise ValueError(f"{self.name}: unknown input {name!r}")
         object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+        names = list(inspect.signature(self.lookback).parameters)
+        if names != [p.name for p in self.params]:
+            raise ValueError(f"{self.name}: lookback takes {names}, parameters are {list(self.param_index)}")
 
     def defaults(self) -> dict[str, Number]:
         return {p.name: p.default for p in self.params}
 
     def check_params(self, given: Mapping[str, object]) -> dict[str, Number]:
         """Defaults filled in, every value checked; unknown names refused."""
-        unknown = set(given) - set(self.param_index)
-        if unknown:
-            known = ", ".join(self.param_index) or "none"
-            raise ValueError(f"{self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; known: {known}")
+        index = self.param_index
+        for name in given:  # a loop, not a set difference: ~0.2 us less a call
+            if name not in index:
+                unknown = sorted(set(given) - set(index))
+                known = ", ".join(index) or "none"
+                raise ValueError(f"{self.name}: unknown parameter(s) {', '.join(unknown)}; known: {known}")
         return {p.name: p.check(given[p.name]) if p.name in given else p.default for p in self.params}
 
 

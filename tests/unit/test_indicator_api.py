@@ -8,6 +8,11 @@
    out-of-range parameters raise errors naming what is wrong.
 4. Parameters may be passed positionally, as in TA-Lib.
 5. The backend in use is reported.
+6. The one-step path for plain calls (1-D float64 inputs, parameters of
+   their exact type) gives the same arrays as the fully checked path for
+   every indicator, and anything else is left to the checked path.
+7. A registry entry whose lookback names its parameters differently (or in
+   another order) is refused: the one-step path calls it by position.
 """
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ import numpy as np
 import pytest
 
 from mojo_pool import indicators
-from mojo_pool.indicators.registry import REGISTRY
+from mojo_pool.indicators import api
+from mojo_pool.indicators.registry import REGISTRY, Indicator, period
 
 talib = pytest.importorskip("talib", reason="ta-lib (PyPI) gives the reference signatures")
 from talib import abstract  # noqa: E402
@@ -80,3 +86,39 @@ def test_4_positional_parameters() -> None:
 
 def test_5_backend_is_reported() -> None:
     assert indicators.BACKEND in ("compiled", "interpreted")
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_6_one_step_path_matches_checked_path(name: str) -> None:
+    indicator = REGISTRY[name]
+    rng = np.random.default_rng(6)
+    close = 100.0 + np.cumsum(rng.normal(0.0, 1.0, 300))
+    columns = {"real": close, "open": close + 0.1, "high": close + 1.0, "low": close - 1.0, "close": close,
+               "volume": rng.uniform(1e3, 1e4, 300)}
+    inputs = tuple(columns[input_name] for input_name in indicator.inputs)
+    values = tuple(p.default for p in indicator.params)
+    plain = api.compute_plain(indicator, inputs, values)
+    assert plain is not None
+    checked = api.compute(indicator, inputs, indicator.defaults())
+    assert len(plain) == len(checked) == len(indicator.outputs)
+    for mine, reference in zip(plain, checked):
+        np.testing.assert_array_equal(mine, reference)
+    # What the one-step path leaves to the checked one.
+    first = indicator.params[0] if indicator.params else None
+    others = inputs[1:]
+    assert api.compute_plain(indicator, (inputs[0].astype(np.float32),) + others, values) is None
+    assert api.compute_plain(indicator, (list(inputs[0]),) + others, values) is None
+    assert api.compute_plain(indicator, (np.repeat(inputs[0], 2)[::2],) + others, values) is None
+    leading_nan = inputs[0].copy()
+    leading_nan[0] = np.nan
+    assert api.compute_plain(indicator, (leading_nan,) + others, values) is None
+    if first is not None:
+        assert api.compute_plain(indicator, inputs, (np.int64(first.default) if first.kind is int
+                                                     else np.float64(first.default),) + values[1:]) is None
+        assert api.compute_plain(indicator, inputs, (first.kind(abs(first.maximum) * 2 + 1),) + values[1:]) is None
+
+
+def test_7_lookback_must_name_the_parameters_in_order() -> None:
+    with pytest.raises(ValueError, match="lookback takes"):
+        Indicator(name="x", family="overlap", inputs=("real",), params=(period("a"), period("b")),
+                  outputs=("real",), lookback=lambda b, a: a + b, summary="")

@@ -7,7 +7,9 @@ from ..registry import Indicator, period, real, register
 def _window(name: str, summary: str, params: tuple, default: int = 14) -> Indicator:
     return Indicator(
         name=name, family="statistic", inputs=("real",), params=params, outputs=("real",),
-        lookback=lambda timeperiod, **_: timeperiod - 1, summary=summary,
+        # The registry calls lookbacks with the parameters in order, by position.
+        lookback=(lambda timeperiod, nbdev: timeperiod - 1) if len(params) == 2 else (lambda timeperiod: timeperiod - 1),
+        summary=summary,
     )
 
 
