@@ -267,6 +267,37 @@ def aroonosc(high, low, timeperiod, out):
     aroon_into(high, low, timeperiod, True, out, out)
 
 
+def cci_value(last, mean, dev, period):
+    """CCI of one bar from its typical price, the window mean and the summed |deviation|.
+
+    A flat window gives 0: TA-Lib's test is relative, tp - mean or the mean
+    deviation within 1e-14 * |mean| (a flat window's mean keeps a few ulp of
+    residue).
+    """
+    dev = dev / period
+    diff = last - mean
+    band = 1e-14 * abs(mean)
+    if abs(diff) <= band or abs(dev) <= band:
+        return 0.0
+    return diff / (0.015 * dev)
+
+
+def cci_one(cur, prev, r, period):
+    """CCI of the bar at ring slot r, cur holding its block's typical prices and prev the block before.
+
+    The ring as TA-Lib sees it at that bar holds cur in slots 0..r and prev
+    in slots r + 1.., summed from slot 0.
+    """
+    total = 0.0
+    for j in range(period):
+        total += cur[j] if j <= r else prev[j]
+    mean = total / period
+    dev = 0.0
+    for j in range(period):
+        dev += abs((cur[j] if j <= r else prev[j]) - mean)
+    return cci_value(cur[r], mean, dev, period)
+
+
 #pythran export cci(float64[:], float64[:], float64[:], int, float64[:])
 def cci(high, low, close, timeperiod, out):
     """Commodity channel index: (tp - SMA(tp)) / (0.015 * mean |tp - SMA(tp)|), tp = (h + l + c) / 3.
@@ -274,38 +305,90 @@ def cci(high, low, close, timeperiod, out):
     Lookback timeperiod - 1. The mean deviation has no running form, so each
     window is summed afresh (O(timeperiod) a bar), as in TA-Lib, and in
     TA-Lib's order: the typical prices sit in a ring buffer summed from slot 0,
-    which keeps the cancellation in tp - mean bit-identical. A flat window
-    gives 0: TA-Lib's test is relative, tp - mean or the mean deviation
-    within 1e-14 * |mean| (a flat window's mean keeps a few ulp of residue).
+    which keeps the cancellation in tp - mean bit-identical.
+
+    Summed one bar at a time that is a chain of dependent additions, one add
+    latency per term. Bar k sits in slot k % timeperiod, so the bars come in
+    blocks of timeperiod that fill the ring once: the bar at slot r of a
+    block sees this block's typical prices in slots 0..r and the previous
+    block's in slots r + 1... Four consecutive bars of a block are summed
+    together, each into its own accumulator in the same slot order (so each
+    result is the same as alone), and the four chains overlap. Only the three
+    slots after r differ between the four; the bars left over at a block's
+    end (and the first output, alone in its block) are summed one at a time.
     """
     n = close.shape[0]
-    first = timeperiod - 1
-    fill_nan(out, first)
-    ring = np.empty(timeperiod)
-    slot = 0
-    for i in range(first):
-        ring[slot] = (high[i] + low[i] + close[i]) / 3.0
-        slot += 1
-    for i in range(first, n):
-        last = (high[i] + low[i] + close[i]) / 3.0
-        ring[slot] = last
-        total = 0.0
-        for j in range(timeperiod):
-            total += ring[j]
-        mean = total / timeperiod
-        dev = 0.0
-        for j in range(timeperiod):
-            dev += abs(ring[j] - mean)
-        dev = dev / timeperiod
-        diff = last - mean
-        band = 1e-14 * abs(mean)
-        if abs(diff) <= band or abs(dev) <= band:
-            out[i] = 0.0
-        else:
-            out[i] = diff / (0.015 * dev)
-        slot += 1
-        if slot == timeperiod:
-            slot = 0
+    p = timeperiod
+    fill_nan(out, p - 1)
+    cur = np.empty(p)
+    prev = np.zeros(p)
+    for s in range(0, n, p):
+        m = min(p, n - s)
+        for j in range(m):
+            cur[j] = (high[s + j] + low[s + j] + close[s + j]) / 3.0
+        # The first block has one output, its last bar; later ones one per bar.
+        r = p - 1 if s == 0 else 0
+        while r + 3 < m:
+            t0 = 0.0
+            t1 = 0.0
+            t2 = 0.0
+            t3 = 0.0
+            for j in range(r + 1):
+                a = cur[j]
+                t0 += a
+                t1 += a
+                t2 += a
+                t3 += a
+            for j in range(r + 1, r + 4):
+                a = cur[j]
+                b = prev[j]
+                t0 += b
+                t1 += a if j <= r + 1 else b
+                t2 += a if j <= r + 2 else b
+                t3 += a
+            for j in range(r + 4, p):
+                b = prev[j]
+                t0 += b
+                t1 += b
+                t2 += b
+                t3 += b
+            m0 = t0 / p
+            m1 = t1 / p
+            m2 = t2 / p
+            m3 = t3 / p
+            d0 = 0.0
+            d1 = 0.0
+            d2 = 0.0
+            d3 = 0.0
+            for j in range(r + 1):
+                a = cur[j]
+                d0 += abs(a - m0)
+                d1 += abs(a - m1)
+                d2 += abs(a - m2)
+                d3 += abs(a - m3)
+            for j in range(r + 1, r + 4):
+                a = cur[j]
+                b = prev[j]
+                d0 += abs(b - m0)
+                d1 += abs((a if j <= r + 1 else b) - m1)
+                d2 += abs((a if j <= r + 2 else b) - m2)
+                d3 += abs(a - m3)
+            for j in range(r + 4, p):
+                b = prev[j]
+                d0 += abs(b - m0)
+                d1 += abs(b - m1)
+                d2 += abs(b - m2)
+                d3 += abs(b - m3)
+            out[s + r] = cci_value(cur[r], m0, d0, p)
+            out[s + r + 1] = cci_value(cur[r + 1], m1, d1, p)
+            out[s + r + 2] = cci_value(cur[r + 2], m2, d2, p)
+            out[s + r + 3] = cci_value(cur[r + 3], m3, d3, p)
+            r += 4
+        while r < m:
+            out[s + r] = cci_one(cur, prev, r, p)
+            r += 1
+        for j in range(m):
+            prev[j] = cur[j]
 
 
 def ultosc_terms(high, low, close, i, ring, slot):
