@@ -31,16 +31,90 @@ import numpy as np
 from .overlap import fill_nan, ma_into, ma_lookback
 
 
+# Periods up to this take the window extremes directly (fastk_direct_into).
+# Measured over 10^5 bars of a random walk, us per %K: period 5: 131 direct
+# vs 719 tracked, 8: 197 vs 690, 14: 324 vs 694; the tracked extreme costs
+# about the same at any period (its branches mispredict), the direct form
+# grows with the period.
+FASTK_DIRECT_MAX = 24
+# Outputs per block of the direct form (its two buffers stay in L1).
+EXTREMES_BLOCK = 512
+
+
+def count_nan(x, start):
+    """How many NaN x[start:] holds (an integer count, so it runs in SIMD lanes)."""
+    n = x.shape[0]
+    v = x[start:]
+    count = 0
+    for j in range(n - start):
+        count += 1 if v[j] != v[j] else 0
+    return count
+
+
+def window_extremes_into(high, low, t0, m, period, hb, lb):
+    """Highest high and lowest low of the windows ending at bars t0 .. t0 + m - 1, into hb[:m], lb[:m].
+
+    ``period`` passes over the block, each a max / min across it in SIMD
+    lanes; no branch depends on the prices. On NaN-free input the values are
+    those of the tracked extremes exactly (ties have equal values).
+    """
+    base = t0 - period + 1
+    h0 = high[base:]
+    l0 = low[base:]
+    for j in range(m):
+        hb[j] = h0[j]
+        lb[j] = l0[j]
+    for k in range(1, period):
+        hk = high[base + k:]
+        lk = low[base + k:]
+        for j in range(m):
+            a = hk[j]
+            b = hb[j]
+            hb[j] = a if a > b else b
+            a = lk[j]
+            b = lb[j]
+            lb[j] = a if a < b else b
+
+
+def fastk_direct_into(high, low, close, first, period, out):
+    """fastk_into's outputs from bar ``first`` on, block by block from window_extremes_into."""
+    n = close.shape[0]
+    hb = np.empty(EXTREMES_BLOCK)
+    lb = np.empty(EXTREMES_BLOCK)
+    for t0 in range(first, n, EXTREMES_BLOCK):
+        m = min(EXTREMES_BLOCK, n - t0)
+        window_extremes_into(high, low, t0, m, period, hb, lb)
+        c = close[t0:]
+        dest = out[t0:]
+        for j in range(m):
+            hi = hb[j]
+            lo = lb[j]
+            span = hi - lo
+            flat = abs(span) <= 1e-14 * (abs(hi) + abs(lo))
+            # Selects, not branches; a flat window divides by 1, not by ~0.
+            value = (c[j] - lo) / (1.0 if flat else span) * 100.0
+            dest[j] = 0.0 if flat else value
+
+
 def fastk_into(high, low, close, start, period, out):
     """Raw stochastic %K over bars start.., (close - lowest) / (highest - lowest) * 100.
 
     Lookback period - 1 from ``start``. Not clamped: a close outside its
     bar's range gives a %K outside [0, 100]. STOCHRSI runs it on one series
     (high = low = close = the RSI).
+
+    Short periods on NaN-free highs and lows take the extremes directly
+    (``FASTK_DIRECT_MAX``); otherwise the tracked extremes below, whose NaN
+    rules (see the module docstring) the direct form does not reproduce.
     """
     n = close.shape[0]
     first = start + period - 1
     fill_nan(out, first)
+    if first >= n:
+        return
+    if period <= FASTK_DIRECT_MAX and count_nan(high, start) == 0 and count_nan(low, start) == 0:
+        fastk_direct_into(high, low, close, first, period, out)
+        return
     hi_at = -1
     lo_at = -1
     hi = 0.0
