@@ -28,7 +28,7 @@ here; each is noted where it is reproduced:
 """
 import numpy as np
 
-from .overlap import fill_nan, ma_into, ma_lookback
+from .overlap import count_nan, fill_nan, ma_into, ma_lookback
 
 
 # Periods up to this take the window extremes directly (fastk_direct_into).
@@ -39,16 +39,6 @@ from .overlap import fill_nan, ma_into, ma_lookback
 FASTK_DIRECT_MAX = 24
 # Outputs per block of the direct form (its two buffers stay in L1).
 EXTREMES_BLOCK = 512
-
-
-def count_nan(x, start):
-    """How many NaN x[start:] holds (an integer count, so it runs in SIMD lanes)."""
-    n = x.shape[0]
-    v = x[start:]
-    count = 0
-    for j in range(n - start):
-        count += 1 if v[j] != v[j] else 0
-    return count
 
 
 def window_extremes_into(high, low, t0, m, period, hb, lb):

@@ -41,6 +41,16 @@ VARIANCE_BLOCK = 256
 DEVIATION_BLOCK = 1024
 
 
+def count_nan(x, start):
+    """How many NaN x[start:] holds (an integer count, so it runs in SIMD lanes)."""
+    n = x.shape[0]
+    v = x[start:]
+    count = 0
+    for j in range(n - start):
+        count += 1 if v[j] != v[j] else 0
+    return count
+
+
 def fill_nan(out, stop):
     """out[:stop] = NaN, clamped to the array."""
     for i in range(min(stop, out.shape[0])):
@@ -409,11 +419,17 @@ def bbands(real, timeperiod, nbdevup, nbdevdn, matype, upper, middle, lower):
     they become deviations (``deviations_into``) and then both bands.
     """
     n = real.shape[0]
-    ma_into(real, 0, timeperiod, matype, middle)
+    # The SMA middle band comes out of the variance pass: one pass less over
+    # the data. Period 1 copies the input.
+    fused = matype == MA_SMA and timeperiod > 1
+    if not fused:
+        ma_into(real, 0, timeperiod, matype, middle)
     first = ma_lookback(timeperiod, matype)
     fill_nan(upper, first)
     fill_nan(lower, first)
-    variance_window(real, timeperiod, first, upper)
+    if fused:
+        fill_nan(middle, first)
+    variance_window(real, timeperiod, first, upper, middle, fused)
     dev = np.empty(DEVIATION_BLOCK)
     for b0 in range(first, n, DEVIATION_BLOCK):
         b1 = min(n, b0 + DEVIATION_BLOCK)
@@ -458,8 +474,15 @@ def deviations_into(var, dev):
             dev[k] = np.sqrt(v) if v > 0.0 else 0.0
 
 
-def variance_window(x, period, first, out):
+def variance_window(x, period, first, out, means, with_means):
     """Population variance of each window x[i-period+1 : i+1] for i >= first.
+
+    With ``with_means`` true the window means go into ``means`` as well (the
+    shift plus the mean deviation: BBANDS' middle band for an SMA, without a
+    pass of its own); otherwise ``means`` is not touched. A NaN keeps the
+    running sums NaN only until the next re-anchor, whereas TA-Lib's SMA
+    stays NaN for good; so a re-anchor whose window's sums are NaN makes
+    every later mean NaN too (``poison``, added to each).
 
     Running sums of deviations from a shift near the window keep the sums at
     the scale of the spread, not of the price (the textbook E[x^2] - E[x]^2
@@ -481,6 +504,7 @@ def variance_window(x, period, first, out):
     if first >= n:
         return
     inv = 1.0 / period
+    poison = 0.0
     oldest = first - period + 1
     shift = x[oldest]
     s1 = 0.0
@@ -492,6 +516,7 @@ def variance_window(x, period, first, out):
     entering = x[first:]
     leaving = x[first - period + 1:n - period + 1]
     dest = out[first:]
+    dest_means = means[first:]
     m = n - first
     sums1 = np.empty(VARIANCE_BLOCK)
     sums2 = np.empty(VARIANCE_BLOCK)
@@ -510,17 +535,21 @@ def variance_window(x, period, first, out):
             s1 = s1 + (din - dout)
             s2 = s2 + (din * din - dout * dout)
         block = dest[j:stop]
+        block_means = dest_means[j:stop]
         fired = 0
         for k in range(count):
             mean = sums1[k] * inv
             full2 = sums2[k]
             var = full2 * inv - mean * mean
             block[k] = var
+            if with_means:
+                block_means[k] = shift + mean + poison
             dout = lin[k] - shift
             d2 = dout * dout
             rest = full2 - d2
             fired += (var < 1e-6 * (rest * inv)) | (d2 > 1e6 * rest)
         at = stop
+        state = s1  # the sums at the re-anchor, for the NaN test below
         if fired:
             for k in range(count):
                 mean = sums1[k] * inv
@@ -531,6 +560,7 @@ def variance_window(x, period, first, out):
                 rest = full2 - d2
                 if (var < 1e-6 * (rest * inv)) | (d2 > 1e6 * rest):
                     at = j + k
+                    state = sums1[k]
                     break
         elif stop < forced:
             j = stop
@@ -539,6 +569,7 @@ def variance_window(x, period, first, out):
             break
         # Re-anchor at output ``at`` (a cancellation test fired, or the
         # 32-window rebuild is due) with a fresh two-pass over its window.
+        poison = state if state != state else poison
         i = first + at
         oldest = i - period + 1
         total = 0.0
@@ -553,6 +584,8 @@ def variance_window(x, period, first, out):
             s2 += d * d
         mean = s1 * inv
         dest[at] = s2 * inv - mean * mean
+        if with_means:
+            dest_means[at] = shift + mean + poison
         d = x[oldest] - shift
         s1 -= d
         s2 -= d * d
@@ -562,7 +595,7 @@ def variance_window(x, period, first, out):
 
 def stddev_window(x, period, first, out):
     """sqrt of variance_window; non-positive variances give exactly 0."""
-    variance_window(x, period, first, out)
+    variance_window(x, period, first, out, out, False)
     for i in range(first, x.shape[0]):
         v = out[i]
         out[i] = np.sqrt(v) if v > 0.0 else 0.0

@@ -144,7 +144,7 @@ def stddev(real, timeperiod, nbdev, out):
     n = real.shape[0]
     first = timeperiod - 1
     fill_nan(out, first)
-    variance_window(real, timeperiod, first, out)
+    variance_window(real, timeperiod, first, out, out, False)
     for i in range(first, n):
         v = out[i]
         if v <= 0.0:
@@ -161,7 +161,7 @@ def var(real, timeperiod, nbdev, out):
     """
     first = timeperiod - 1
     fill_nan(out, first)
-    variance_window(real, timeperiod, first, out)
+    variance_window(real, timeperiod, first, out, out, False)
 
 
 #pythran export linearreg(float64[:], int, float64[:])

@@ -9,7 +9,8 @@ Scenarios, each over every indicator that TA-Lib has:
    large, every supported MA type);
 3. lengths 0, 1, lookback - 1, lookback, lookback + 1, lookback + 2 and 10^5;
 4. leading NaN rows (skipped as TA-Lib's wrapper skips them) and an interior
-   NaN (which poisons what follows exactly as it does in TA-Lib);
+   NaN (which poisons what follows exactly as it does in TA-Lib); for
+   BBANDS a NaN at many places of a long series (4b);
 5. a parameter just outside its range is refused by both, with a ValueError
    naming the parameter from us.
 
@@ -115,6 +116,25 @@ def test_4_leading_and_interior_nan(name: str) -> None:
     check(indicator, with_nan(b, leading=17), {}, 100.0, "17 leading NaN")
     check(indicator, with_nan(b, leading=0, interior=300), {}, 100.0, "NaN at 300")
     check(indicator, with_nan(b, leading=600), {}, 100.0, "all NaN")
+
+
+@pytest.mark.parametrize("timeperiod", [2, 3, 5, 20])
+def test_4b_bbands_interior_nan_anywhere(timeperiod: int) -> None:
+    """BBANDS' SMA middle band comes out of the variance pass, whose running
+    sums recover from a NaN at their next re-anchor; TA-Lib's never do.
+    NaN at many places (before, on and after re-anchors, flat stretches that
+    make them fire) must give TA-Lib's NaN positions and values."""
+    indicator = REGISTRY["bbands"]
+    b = bars(3_000, seed=44)
+    for interior in (0, 1, timeperiod, 101, 1_000, 2_998, 2_999):
+        for flat in (False, True):
+            nan_bars = with_nan(b, leading=0, interior=interior)
+            if flat and interior > timeperiod + 3:
+                # A flat window two bars before the NaN: its zero variance
+                # fires a re-anchor in the same block, just ahead of the NaN.
+                start = interior - timeperiod - 3
+                nan_bars.close[start:interior - 2] = nan_bars.close[start]
+            check(indicator, nan_bars, {"timeperiod": timeperiod}, 100.0, f"NaN at {interior}, flat={flat}")
 
 
 @pytest.mark.parametrize("name", WITH_TALIB)
