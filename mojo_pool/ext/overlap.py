@@ -41,16 +41,6 @@ VARIANCE_BLOCK = 256
 DEVIATION_BLOCK = 1024
 
 
-def count_nan(x, start):
-    """How many NaN x[start:] holds (an integer count, so it runs in SIMD lanes)."""
-    n = x.shape[0]
-    v = x[start:]
-    count = 0
-    for j in range(n - start):
-        count += 1 if v[j] != v[j] else 0
-    return count
-
-
 def fill_nan(out, stop):
     """out[:stop] = NaN, clamped to the array."""
     for i in range(min(stop, out.shape[0])):
