@@ -1,8 +1,9 @@
 """Kernel benchmark: mojo_pool vs TA-Lib vs plain NumPy, measured side by side.
 
 For every registry indicator and each series length, the implementations
-are timed in one process, interleaved (A B C A B C ...) so that a noisy
-neighbour slows all of them alike, and the median of the repeats is kept.
+are timed in one process, interleaved (A B C, B C A, C A B, ...: the order
+rotates so none always follows the same one) so that a noisy neighbour
+slows all of them alike, and the median of the repeats is kept.
 The figure that matters is the ratio in the same run, not the absolute time:
 this machine is shared.
 
