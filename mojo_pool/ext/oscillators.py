@@ -13,7 +13,12 @@ here; each is noted where it is reproduced:
   take over on equality; Aroon compares non-strictly everywhere, so the
   newest of equal extremes wins. A NaN that starts a rescan sticks until it
   leaves the window; elsewhere NaN never wins a comparison.
-* WILLR instead takes its extremes block-wise (van Herk / Gil-Werman:
+* Where the highs and lows hold no NaN and the period is at most
+  ``EXTREMES_BLOCK``, the stochastics' %K (and WILLR on mid-sized series
+  and short periods) take the window extremes from doubling passes instead
+  (``window_extremes_into``): the values are the same, and the passes run
+  in SIMD lanes without price-dependent branches.
+* WILLR otherwise takes its extremes block-wise (van Herk / Gil-Werman:
   prefix extremes from each block start, suffix extremes from each block end,
   blocks of ``timeperiod`` bars from the first bar), O(1) a bar whatever the
   data, and clamps the result into [-100, 0]. A NaN high or low is skipped
@@ -136,8 +141,10 @@ def fastk_into(high, low, close, start, period, out):
     (high = low = close = the RSI).
 
     NaN-free highs and lows take the extremes block-wise from
-    ``window_extremes_into``; otherwise the tracked extremes below, whose NaN
-    rules (see the module docstring) the block-wise form does not reproduce.
+    ``window_extremes_into`` when the period is at most ``EXTREMES_BLOCK``
+    (each block's passes cover m + period bars: longer periods would cost
+    O(period) a bar); otherwise the tracked extremes below, whose NaN rules
+    (see the module docstring) the block-wise form does not reproduce.
     Measured over 10^5 bars (us per %K, tracked vs passes of one max each):
     period 5: 719 vs 131, 14: 694 vs 324; the doubling passes cut the latter
     further.
@@ -147,7 +154,7 @@ def fastk_into(high, low, close, start, period, out):
     fill_nan(out, first)
     if first >= n:
         return
-    if fastk_direct_into(high, low, close, first, period, out):
+    if period <= EXTREMES_BLOCK and fastk_direct_into(high, low, close, first, period, out):
         return
     hi_at = -1
     lo_at = -1
@@ -256,6 +263,10 @@ def willr_value(hi, lo, c):
 # 0.95x vs 0.78x; 512 series x 2,000 bars 1.17x vs 1.02x.
 WILLR_DIRECT_MIN = 10_000
 WILLR_DIRECT_MAX = 400_000
+# ... and periods: the passes grow with log2(period), van Herk does not.
+# Window passes at 10^5 bars against TA-Lib: period 14 1.21x, 24 0.99x,
+# 32 0.88x, 64 0.81x, 128 0.72x (van Herk: ~0.96x at any period).
+WILLR_DIRECT_PERIOD_MAX = 24
 
 
 def willr_direct_into(high, low, close, period, out):
@@ -303,7 +314,8 @@ def willr(high, low, close, timeperiod, out):
     n = close.shape[0]
     p = timeperiod
     fill_nan(out, p - 1)
-    if WILLR_DIRECT_MIN <= n <= WILLR_DIRECT_MAX and willr_direct_into(high, low, close, p, out):
+    if p <= WILLR_DIRECT_PERIOD_MAX and WILLR_DIRECT_MIN <= n <= WILLR_DIRECT_MAX \
+            and willr_direct_into(high, low, close, p, out):
         return
     hs = np.empty(2 * p)
     ls = np.empty(2 * p)
