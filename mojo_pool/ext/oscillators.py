@@ -34,6 +34,7 @@ here; each is noted where it is reproduced:
 import numpy as np
 
 from .overlap import fill_nan, ma_into, ma_lookback
+from .trend import _true_range
 
 
 # Outputs per block of the window-extreme passes (their buffers stay in L1).
@@ -552,26 +553,8 @@ def cci(high, low, close, timeperiod, out):
             prev[j] = cur[j]
 
 
-def ultosc_terms(high, low, close, i, ring, slot):
-    """Bar i's buying pressure (close - true low) and true range into ring[slot], ring[slot + 1].
-
-    The true low takes the previous close unless the low is below it, so a
-    NaN previous close propagates into the pressure; a NaN never wins the
-    true-range maximum (TA-Lib's comparisons, kept as they are).
-    """
-    lo = low[i]
-    hi = high[i]
-    prev = close[i - 1]
-    true_low = lo if lo < prev else prev
-    tr = hi - lo
-    d = abs(prev - hi)
-    if d > tr:
-        tr = d
-    d = abs(prev - lo)
-    if d > tr:
-        tr = d
-    ring[slot] = close[i] - true_low
-    ring[slot + 1] = tr
+# Bars per segment of ultosc's window sums (six buffers of this many stay in L2).
+ULTOSC_SEGMENT = 8192
 
 
 #pythran export ultosc(float64[:], float64[:], float64[:], int, int, int, float64[:])
@@ -584,7 +567,19 @@ def ultosc(high, low, close, timeperiod1, timeperiod2, timeperiod3, out):
     Each window counts its non-zero true ranges: when none is left its sums
     restart from exactly 0 (dropping the residue of a flat stretch, and a NaN
     carried since an earlier bar), and a window contributes only while its
-    B > 0. Each bar's terms are computed once into a ring of the longest period.
+    B > 0.
+
+    Per segment of bars, three loops, so that only the running sums stay one
+    bar at a time: each
+    bar's terms (the true low takes the previous close unless the low is
+    below it, so a NaN previous close reaches the pressure; a NaN never wins
+    the true-range maximum) in SIMD lanes; the six sums, written per segment
+    into buffers; the three divisions a bar in SIMD lanes. Measured against
+    TA-Lib in one process (7/14/28): the one-loop form with a ring of terms
+    0.91x at 10^5 bars and 0.92x at 10^6; terms and sums for the whole series
+    1.14x and 0.76x; sums per segment 1.10x and 0.88x; terms and sums per
+    segment: see the commit. Each segment recomputes the terms of the p3 - 1
+    bars before it (its windows trim them).
     """
     n = close.shape[0]
     p1 = timeperiod1
@@ -600,10 +595,6 @@ def ultosc(high, low, close, timeperiod1, timeperiod2, timeperiod3, out):
     fill_nan(out, p3)
     if p3 >= n:
         return
-    # Ring of the longest window: pressure at 2*slot, true range at 2*slot + 1.
-    # Bar i lives in slot (i - 1) % p3; the trailing bars of the three windows
-    # are read at slots moving one step a bar.
-    ring = np.empty(2 * p3)
     a1 = 0.0
     b1 = 0.0
     a2 = 0.0
@@ -613,80 +604,105 @@ def ultosc(high, low, close, timeperiod1, timeperiod2, timeperiod3, out):
     moving1 = 0
     moving2 = 0
     moving3 = 0
-    for i in range(1, p3):
-        slot = 2 * (i - 1)
-        ultosc_terms(high, low, close, i, ring, slot)
-        a = ring[slot]
-        b = ring[slot + 1]
-        m = 1 if b != 0.0 else 0
-        if i > p3 - p1:
+    # Per segment, the terms of bars s0 - p3 + 1 .. s0 + count - 1 (from the
+    # oldest bar any window trims), index k for bar s0 - p3 + 1 + k.
+    pressure = np.empty(ULTOSC_SEGMENT + p3)
+    ranges = np.empty(ULTOSC_SEGMENT + p3)
+    sa1 = np.empty(ULTOSC_SEGMENT)
+    sb1 = np.empty(ULTOSC_SEGMENT)
+    sa2 = np.empty(ULTOSC_SEGMENT)
+    sb2 = np.empty(ULTOSC_SEGMENT)
+    sa3 = np.empty(ULTOSC_SEGMENT)
+    sb3 = np.empty(ULTOSC_SEGMENT)
+    for s0 in range(p3, n, ULTOSC_SEGMENT):
+        count = min(ULTOSC_SEGMENT, n - s0)
+        first = s0 - p3 + 1
+        h = high[first:]
+        lo = low[first:]
+        c = close[first:]
+        prev_close = close[first - 1:]
+        for k in range(count + p3 - 1):
+            v = lo[k]
+            prev = prev_close[k]
+            pressure[k] = c[k] - (v if v < prev else prev)
+            ranges[k] = _true_range(h[k], v, prev)
+        if s0 == p3:
+            # The windows before the first output: bars 1 .. p3 - 1.
+            for k in range(p3 - 1):
+                a = pressure[k]
+                b = ranges[k]
+                m = 1 if b != 0.0 else 0
+                if k >= p3 - p1:
+                    a1 += a
+                    b1 += b
+                    moving1 += m
+                if k >= p3 - p2:
+                    a2 += a
+                    b2 += b
+                    moving2 += m
+                a3 += a
+                b3 += b
+                moving3 += m
+        # The bar entering each window and the one leaving it after the output.
+        a_in = pressure[p3 - 1:]
+        b_in = ranges[p3 - 1:]
+        a_out1 = pressure[p3 - p1:]
+        b_out1 = ranges[p3 - p1:]
+        a_out2 = pressure[p3 - p2:]
+        b_out2 = ranges[p3 - p2:]
+        a_out3 = pressure[0:]
+        b_out3 = ranges[0:]
+        for j in range(count):
+            a = a_in[j]
+            b = b_in[j]
+            m = 1 if b != 0.0 else 0
             a1 += a
-            b1 += b
-            moving1 += m
-        if i > p3 - p2:
             a2 += a
+            a3 += a
+            b1 += b
             b2 += b
+            b3 += b
+            moving1 += m
             moving2 += m
-        a3 += a
-        b3 += b
-        moving3 += m
-    head = 2 * (p3 - 1)  # slot of bar p3, the first output
-    tail1 = 2 * (p3 - p1)  # slot of bar p3 - p1 + 1, the oldest in window 1
-    tail2 = 2 * (p3 - p2)
-    tail3 = 0
-    end = 2 * p3
-    for today in range(p3, n):
-        ultosc_terms(high, low, close, today, ring, head)
-        a = ring[head]
-        b = ring[head + 1]
-        head += 2
-        if head == end:
-            head = 0
-        m = 1 if b != 0.0 else 0
-        a1 += a
-        a2 += a
-        a3 += a
-        b1 += b
-        b2 += b
-        b3 += b
-        moving1 += m
-        moving2 += m
-        moving3 += m
-        total = 0.0
-        if moving1 == 0:
-            a1 = 0.0
-            b1 = 0.0
-        elif b1 > 0.0:
-            total += 4.0 * (a1 / b1)
-        if moving2 == 0:
-            a2 = 0.0
-            b2 = 0.0
-        elif b2 > 0.0:
-            total += 2.0 * (a2 / b2)
-        if moving3 == 0:
-            a3 = 0.0
-            b3 = 0.0
-        elif b3 > 0.0:
-            total += a3 / b3
-        a1 -= ring[tail1]
-        b = ring[tail1 + 1]
-        b1 -= b
-        moving1 -= 1 if b != 0.0 else 0
-        tail1 += 2
-        if tail1 == end:
-            tail1 = 0
-        a2 -= ring[tail2]
-        b = ring[tail2 + 1]
-        b2 -= b
-        moving2 -= 1 if b != 0.0 else 0
-        tail2 += 2
-        if tail2 == end:
-            tail2 = 0
-        a3 -= ring[tail3]
-        b = ring[tail3 + 1]
-        b3 -= b
-        moving3 -= 1 if b != 0.0 else 0
-        tail3 += 2
-        if tail3 == end:
-            tail3 = 0
-        out[today] = 100.0 * (total / 7.0)
+            moving3 += m
+            if moving1 == 0:
+                a1 = 0.0
+                b1 = 0.0
+            if moving2 == 0:
+                a2 = 0.0
+                b2 = 0.0
+            if moving3 == 0:
+                a3 = 0.0
+                b3 = 0.0
+            sa1[j] = a1
+            sb1[j] = b1
+            sa2[j] = a2
+            sb2[j] = b2
+            sa3[j] = a3
+            sb3[j] = b3
+            a1 -= a_out1[j]
+            b = b_out1[j]
+            b1 -= b
+            moving1 -= 1 if b != 0.0 else 0
+            a2 -= a_out2[j]
+            b = b_out2[j]
+            b2 -= b
+            moving2 -= 1 if b != 0.0 else 0
+            a3 -= a_out3[j]
+            b = b_out3[j]
+            b3 -= b
+            moving3 -= 1 if b != 0.0 else 0
+        dest = out[s0:]
+        for j in range(count):
+            # A window whose B is not > 0 adds +0.0, which leaves the total
+            # as skipping it would; it divides by 1, not by 0 or NaN.
+            x = sb1[j]
+            y = sb2[j]
+            z = sb3[j]
+            t1 = 4.0 * (sa1[j] / (x if x > 0.0 else 1.0))
+            t2 = 2.0 * (sa2[j] / (y if y > 0.0 else 1.0))
+            t3 = sa3[j] / (z if z > 0.0 else 1.0)
+            total = 0.0 + (t1 if x > 0.0 else 0.0)
+            total += t2 if y > 0.0 else 0.0
+            total += t3 if z > 0.0 else 0.0
+            dest[j] = 100.0 * (total / 7.0)
