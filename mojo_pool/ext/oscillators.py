@@ -608,12 +608,14 @@ def ultosc(high, low, close, timeperiod1, timeperiod2, timeperiod3, out):
     # oldest bar any window trims), index k for bar s0 - p3 + 1 + k.
     pressure = np.empty(ULTOSC_SEGMENT + p3)
     ranges = np.empty(ULTOSC_SEGMENT + p3)
-    sa1 = np.empty(ULTOSC_SEGMENT)
-    sb1 = np.empty(ULTOSC_SEGMENT)
-    sa2 = np.empty(ULTOSC_SEGMENT)
-    sb2 = np.empty(ULTOSC_SEGMENT)
-    sa3 = np.empty(ULTOSC_SEGMENT)
-    sb3 = np.empty(ULTOSC_SEGMENT)
+    # The six window sums of each bar of a segment, one buffer in six parts.
+    sums = np.empty(6 * ULTOSC_SEGMENT)
+    sa1 = sums[:ULTOSC_SEGMENT]
+    sb1 = sums[ULTOSC_SEGMENT:2 * ULTOSC_SEGMENT]
+    sa2 = sums[2 * ULTOSC_SEGMENT:3 * ULTOSC_SEGMENT]
+    sb2 = sums[3 * ULTOSC_SEGMENT:4 * ULTOSC_SEGMENT]
+    sa3 = sums[4 * ULTOSC_SEGMENT:5 * ULTOSC_SEGMENT]
+    sb3 = sums[5 * ULTOSC_SEGMENT:]
     for s0 in range(p3, n, ULTOSC_SEGMENT):
         count = min(ULTOSC_SEGMENT, n - s0)
         first = s0 - p3 + 1

@@ -5,11 +5,22 @@ Identical NaN positions and, elsewhere,
 largest of 1, the price level and the largest |reference| in the series:
 "near zero" is judged against the size of what the output is computed from
 (MACD or ADOSC near a zero crossing is a difference of two large numbers and
-cannot be exact to better than their rounding).
+cannot be exact to better than their rounding). PPO and ROC are 100 * (a / b
+- 1): near zero they are computed from numbers of size 100 whatever the price
+level, so their level counts as at least 100 (``level_for``).
 """
 from __future__ import annotations
 
 import numpy as np
+
+
+# Outputs of the form 100 * (a / b - 1).
+PERCENT_OF_RATIO = frozenset({"ppo", "roc"})
+
+
+def level_for(name: str, level: float) -> float:
+    """The price level to judge ``name``'s outputs against (see the module docstring)."""
+    return max(level, 100.0) if name in PERCENT_OF_RATIO else level
 
 
 def assert_agrees(ours: np.ndarray, ref: np.ndarray, level: float, what: str) -> None:

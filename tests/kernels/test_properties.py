@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agreement import assert_agrees
+from agreement import assert_agrees, level_for
 from market import Bars
 from mojo_pool import indicators
 from mojo_pool.indicators.registry import REGISTRY
@@ -88,4 +88,4 @@ def test_1_random_series_and_parameters(name: str, data: st.DataObject) -> None:
     ours = indicators.compute(indicator, inputs, params)
     for out_name, mine, theirs in zip(indicator.outputs, ours, ref if isinstance(ref, tuple) else (ref,)):
         assert mine.shape == theirs.shape == (len(b.close),)
-        assert_agrees(mine, theirs, level, f"{name}{params}.{out_name}")
+        assert_agrees(mine, theirs, level_for(name, level), f"{name}{params}.{out_name}")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agreement import assert_agrees
+from agreement import assert_agrees, level_for
 from market import Bars, bars, with_nan
 from mojo_pool import indicators
 from mojo_pool.indicators.registry import REGISTRY, Indicator, Param
@@ -46,7 +46,7 @@ def check(indicator: Indicator, b: Bars, params: dict, level: float, what: str) 
     ours, ref = both(indicator, b, params)
     assert len(ours) == len(ref) == len(indicator.outputs)
     for name, mine, theirs in zip(indicator.outputs, ours, ref):
-        assert_agrees(mine, theirs, level, f"{indicator.name}{params} {name} ({what})")
+        assert_agrees(mine, theirs, level_for(indicator.name, level), f"{indicator.name}{params} {name} ({what})")
 
 
 def variations(p: Param) -> list:
