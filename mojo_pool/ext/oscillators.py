@@ -108,9 +108,10 @@ def window_extremes_into(high, low, t0, m, period, ha, hb, la, lb):
     return nan
 
 
-def fastk_direct_into(high, low, close, first, period, out):
-    """fastk_into's outputs from bar ``first`` on, block by block from
-    window_extremes_into; False (and stopped) at a block with a NaN."""
+def range_position_into(high, low, close, first, period, willr, out):
+    """Outputs from bar ``first`` on, block by block from window_extremes_into:
+    %K (fastk_into) or, with ``willr``, Williams %R (willr_value, without
+    branches). False (and stopped) at a block with a NaN."""
     n = close.shape[0]
     size = EXTREMES_BLOCK + period
     ha = np.empty(size)
@@ -123,14 +124,26 @@ def fastk_direct_into(high, low, close, first, period, out):
             return False
         c = close[t0:]
         dest = out[t0:]
-        for j in range(m):
-            hi = ha[j]
-            lo = la[j]
-            span = hi - lo
-            flat = abs(span) <= 1e-14 * (abs(hi) + abs(lo))
-            # Selects, not branches; a flat window divides by 1, not by ~0.
-            value = (c[j] - lo) / (1.0 if flat else span) * 100.0
-            dest[j] = 0.0 if flat else value
+        # Two loops rather than a test inside one, which stays out of the
+        # SIMD loop; selects, not branches; a flat window divides by 1, not by ~0.
+        if willr:
+            for j in range(m):
+                hi = ha[j]
+                lo = la[j]
+                span = hi - lo
+                flat = abs(span) <= 1e-14 * (abs(hi) + abs(lo))
+                r = (hi - c[j]) / (1.0 if flat else span) * -100.0
+                r = -100.0 if r < -100.0 else r
+                r = 0.0 if r > 0.0 else r
+                dest[j] = 0.0 if flat else r
+        else:
+            for j in range(m):
+                hi = ha[j]
+                lo = la[j]
+                span = hi - lo
+                flat = abs(span) <= 1e-14 * (abs(hi) + abs(lo))
+                value = (c[j] - lo) / (1.0 if flat else span) * 100.0
+                dest[j] = 0.0 if flat else value
     return True
 
 
@@ -155,7 +168,7 @@ def fastk_into(high, low, close, start, period, out):
     fill_nan(out, first)
     if first >= n:
         return
-    if period <= EXTREMES_BLOCK and fastk_direct_into(high, low, close, first, period, out):
+    if period <= EXTREMES_BLOCK and range_position_into(high, low, close, first, period, False, out):
         return
     hi_at = -1
     lo_at = -1
@@ -258,7 +271,7 @@ def willr_value(hi, lo, c):
     return r
 
 
-# Series lengths for which willr takes willr_direct_into. Measured against
+# Series lengths for which willr takes range_position_into. Measured against
 # TA-Lib in one process (WILLR-14), van Herk form vs window passes: 10^5
 # bars 0.97x vs 1.19-1.33x; 10^6 bars (inputs no longer in the L3 cache)
 # 0.95x vs 0.78x; 512 series x 2,000 bars 1.17x vs 1.02x.
@@ -268,37 +281,6 @@ WILLR_DIRECT_MAX = 400_000
 # Window passes at 10^5 bars against TA-Lib: period 14 1.21x, 24 0.99x,
 # 32 0.88x, 64 0.81x, 128 0.72x (van Herk: ~0.96x at any period).
 WILLR_DIRECT_PERIOD_MAX = 24
-
-
-def willr_direct_into(high, low, close, period, out):
-    """willr's outputs for NaN-free highs and lows, block by block from
-    window_extremes_into; False (and stopped) at a block with a NaN.
-
-    See WILLR_DIRECT_MIN for where it pays.
-    """
-    n = close.shape[0]
-    size = EXTREMES_BLOCK + period
-    ha = np.empty(size)
-    hb = np.empty(size)
-    la = np.empty(size)
-    lb = np.empty(size)
-    for t0 in range(period - 1, n, EXTREMES_BLOCK):
-        m = min(EXTREMES_BLOCK, n - t0)
-        if window_extremes_into(high, low, t0, m, period, ha, hb, la, lb):
-            return False
-        c = close[t0:]
-        dest = out[t0:]
-        for j in range(m):
-            hi = ha[j]
-            lo = la[j]
-            span = hi - lo
-            flat = abs(span) <= 1e-14 * (abs(hi) + abs(lo))
-            # willr_value without branches.
-            r = (hi - c[j]) / (1.0 if flat else span) * -100.0
-            r = -100.0 if r < -100.0 else r
-            r = 0.0 if r > 0.0 else r
-            dest[j] = 0.0 if flat else r
-    return True
 
 
 #pythran export willr(float64[:], float64[:], float64[:], int, float64[:])
@@ -316,7 +298,7 @@ def willr(high, low, close, timeperiod, out):
     p = timeperiod
     fill_nan(out, p - 1)
     if p <= WILLR_DIRECT_PERIOD_MAX and WILLR_DIRECT_MIN <= n <= WILLR_DIRECT_MAX \
-            and willr_direct_into(high, low, close, p, out):
+            and range_position_into(high, low, close, p - 1, p, True, out):
         return
     hs = np.empty(2 * p)
     ls = np.empty(2 * p)
