@@ -45,7 +45,7 @@ from pathlib import Path
 import uvloop
 from prometheus_client import multiprocess
 
-from . import __version__, metrics, protocol
+from . import __version__, arena, metrics, protocol
 from .config import Config
 from .connection import ClientConnection
 from .dispatch import Dispatcher, Request, WorkerLink
@@ -90,6 +90,8 @@ class Arbiter:
         self.dispatcher = Dispatcher(config.worker_inflight, config.queue_limit, config.request_timeout,
                                      self.reject, self.kill, config.max_queue_wait)
         self.dispatcher.on_idle = self.retired_idle
+        # Large request frames are received here and read in place by the workers (see mojo_pool.arena).
+        self.request_ring = arena.RequestRing(config.request_arena_bytes) if config.request_arena_bytes else None
         self.draining = False  # SIGTERM received: /ready says 503
         self.closing = False  # listeners closed, connections finishing what they sent
         self.stopping = False
@@ -298,16 +300,25 @@ class Arbiter:
         argv = [sys.executable, "-m", "mojo_pool.worker", "--fd", str(child.fileno()), "--slot", str(slot.index),
                 "--cpu", str(slot.cpu), "--speedup-interval", str(self.config.speedup_interval),
                 "--request-metrics", "on" if self.config.request_metrics else "off"]
+        size = self.config.reply_arena_bytes
+        arena_fd = arena.create(size) if size else -1
+        if size:
+            argv += ["--reply-ring", str(arena_fd), str(size)]
+        if self.request_ring is not None:
+            argv += ["--request-ring", str(self.request_ring.fd), str(self.config.request_arena_bytes)]
         # Thread pools sized to one before the worker's interpreter starts:
         # numpy's BLAS reads these once, when it loads.
         env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}, metrics.METRICS_ID_ENV: metrics_id}
         try:
             pid = os.posix_spawn(sys.executable, argv, env, setsigmask=())
+            reader = arena.ReplyRingReader(arena_fd, size) if size else None
         finally:
             child.close()
+            if size:
+                os.close(arena_fd)
         self.metrics_ids.add(metrics_id)
         link = WorkerLink(slot.index, pid, metrics_id, self.worker_ready, self.dispatcher.complete,
-                          self.worker_lost)
+                          self.worker_lost, reader)
         self.children[pid] = (slot, link)
         if slot.worker is None:
             slot.worker = link

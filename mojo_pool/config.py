@@ -37,6 +37,10 @@ def _boolean(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r}")
 
 
+def _arena_size(value: int) -> str | None:
+    return None if value == 0 or 2**20 <= value <= 2**40 else "must be 0 (off) or between 1 MiB and 1 TiB"
+
+
 def _within(low: float, high: float | None = None) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if value != value:
@@ -79,6 +83,12 @@ class Config:
                                  check=_within(0.01), metavar="SECONDS")
     worker_inflight: int = option(16, "requests sent to one worker at a time (more wait in the queue)",
                                   check=_within(1, 1024), metavar="N")
+    request_arena_bytes: int = option(64 * 1024 * 1024, "shared memory for request frames of 256 KiB and more, "
+                                      "received there and read in place by the workers (0: off; else at "
+                                      "least 1 MiB)", check=_arena_size, metavar="BYTES")
+    reply_arena_bytes: int = option(64 * 1024 * 1024, "shared memory per worker for replies of 256 KiB and "
+                                    "more, sent to the client from there instead of through the worker's "
+                                    "socket (0: off; else at least 1 MiB)", check=_arena_size, metavar="BYTES")
     queue_limit: int = option(1024, "requests waiting for a worker before new ones get Busy",
                               check=_within(0, 10**7), metavar="N")
     max_queue_wait: float = option(0.0, "seconds a request may wait for a worker; older queued ones get Busy, "

@@ -17,6 +17,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from . import metrics, protocol
+from .arena import MIN_SHARED
 from .dispatch import Request
 from .framing import Assembler
 
@@ -24,11 +25,22 @@ if TYPE_CHECKING:
     from .arbiter import Arbiter
 
 
-class ClientConnection(asyncio.Protocol):
+# Where every connection's small reads land: each read is copied out at once
+# (as a bytes object, what a plain Protocol would have been handed), so one
+# buffer serves all connections of the event loop.
+READ_BUFFER = memoryview(bytearray(256 * 1024))
+
+
+class ClientConnection(asyncio.BufferedProtocol):
     def __init__(self, arbiter: "Arbiter") -> None:
         self.arbiter = arbiter
         self.transport: asyncio.Transport | None = None
         self.frames = Assembler(0, arbiter.config.max_frame_bytes)
+        # A large frame is received straight into the request ring, where the
+        # workers read it: no bytes objects, no join, no copy to the link.
+        self.large: memoryview | None = None
+        self.large_have = 0
+        self.large_place: bytes | None = None
         self.pending: deque[Request] = deque()
         self.closed = False
         self.close_after_flush = False
@@ -58,6 +70,7 @@ class ClientConnection(asyncio.Protocol):
         if self not in self.arbiter.connections:
             return  # refused at connection_made: never counted
         self.closed = True
+        self.large = None  # a frame half received into the request ring: its region is released
         self.arbiter.connections.discard(self)
         metrics.ACTIVE_CONNECTIONS.dec()
         # Requests still queued for a worker are dropped (no one to answer);
@@ -67,20 +80,61 @@ class ClientConnection(asyncio.Protocol):
         self.pending.clear()
         self.arbiter.connection_gone()
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.large is not None:
+            return self.large[self.large_have:]
+        return READ_BUFFER
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.large is None:
+            self.data_received(bytes(READ_BUFFER[:nbytes]))
+            return
+        self.large_have += nbytes
+        if self.large_have == len(self.large):
+            frame, place = self.large, self.large_place
+            self.large = self.large_place = None
+            self.submit([frame], place)
+
     def data_received(self, data: bytes) -> None:
         if self.close_after_flush:
             return
         frames = self.frames.feed(data)
         if frames:
-            now = self.last_active = time.monotonic()
-            deadline = now + self.arbiter.config.request_timeout
-            dispatcher = self.arbiter.dispatcher
-            for frame in frames:
-                request = Request(self, frame, now, deadline)
-                self.pending.append(request)
-                dispatcher.submit(request)
+            self.submit(frames)
         if self.frames.too_large is not None:
             self.refuse_frame(self.frames.too_large, self.arbiter.config.max_frame_bytes)
+        elif self.frames.pending() >= MIN_SHARED:
+            self.receive_large(self.frames.pending())
+
+    def submit(self, frames: list[memoryview], place: bytes | None = None) -> None:
+        now = self.last_active = time.monotonic()
+        deadline = now + self.arbiter.config.request_timeout
+        dispatcher = self.arbiter.dispatcher
+        for frame in frames:
+            if len(frame) >= MIN_SHARED:
+                metrics.LARGE_FRAMES.labels("request", "shared" if place is not None else "socket").inc()
+            request = Request(self, frame, now, deadline, place)
+            self.pending.append(request)
+            dispatcher.submit(request)
+
+    def receive_large(self, size: int) -> None:
+        """Read the rest of a large frame in place, into the request ring.
+
+        If the ring is full the frame is assembled from its reads as before:
+        memory then grows with the bytes that arrive, never with what a
+        frame's length merely announces (a client that announces 64 MiB and
+        stalls must not cost 64 MiB).
+        """
+        ring = self.arbiter.request_ring
+        reserved = ring.reserve(size) if ring is not None else None
+        if reserved is None:
+            return
+        self.large, self.large_place = reserved
+        have = 0
+        for piece in self.frames.take_pending():
+            self.large[have:have + len(piece)] = piece
+            have += len(piece)
+        self.large_have = have
 
     def pause_writing(self) -> None:
         self.pause()

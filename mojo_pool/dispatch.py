@@ -31,6 +31,7 @@ from collections import deque
 from typing import Callable, Protocol
 
 from . import protocol
+from .arena import SHARED_FLAG, ReplyRingReader
 from .framing import Assembler
 from .protocol import LINK_REPLY, LINK_REQUEST, LENGTH
 
@@ -52,11 +53,13 @@ class Flushable(Protocol):
 class Request:
     """One client frame on its way through the pool."""
 
-    __slots__ = ("source", "frame", "received", "deadline", "attempts", "rid", "replied")
+    __slots__ = ("source", "frame", "received", "deadline", "attempts", "rid", "replied", "place")
 
-    def __init__(self, source: Replyable, frame: bytes, received: float, deadline: float) -> None:
+    def __init__(self, source: Replyable, frame: bytes | memoryview, received: float, deadline: float,
+                 place: bytes | None = None) -> None:
         self.source = source
         self.frame = frame  # length prefix + body, exactly as the client sent it
+        self.place = place  # where the frame is in the request ring, if it is there (see mojo_pool.arena)
         self.received = received
         self.deadline = deadline
         self.attempts = 0
@@ -69,7 +72,7 @@ class WorkerLink(asyncio.Protocol):
 
     def __init__(self, slot: int, pid: int, metrics_id: str,
                  on_ready: Callable[["WorkerLink", dict], None], on_reply: Callable[["WorkerLink", int, bytes], None],
-                 on_lost: Callable[["WorkerLink"], None]) -> None:
+                 on_lost: Callable[["WorkerLink"], None], replies: ReplyRingReader | None = None) -> None:
         self.slot = slot
         self.pid = pid
         self.metrics_id = metrics_id
@@ -88,6 +91,7 @@ class WorkerLink(asyncio.Protocol):
         self.out: list[bytes | memoryview] = []
         self.marked = False
         self.frames = Assembler(LINK_REPLY.size)
+        self.replies = replies  # where the worker puts large replies (see mojo_pool.arena)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -96,7 +100,9 @@ class WorkerLink(asyncio.Protocol):
         for frame in self.frames.feed(data):
             (rid,) = LINK_REPLY.unpack_from(frame)
             reply = frame[LINK_REPLY.size:]  # the client frame, forwarded as is
-            if rid == protocol.CONTROL_RID:
+            if rid & SHARED_FLAG and self.replies is not None:
+                self.on_reply(self, rid ^ SHARED_FLAG, self.replies.frame(reply[LENGTH.size:]))
+            elif rid == protocol.CONTROL_RID:
                 self.control(bytes(reply[LENGTH.size:]))
             else:
                 self.on_reply(self, rid, reply)
@@ -116,8 +122,12 @@ class WorkerLink(asyncio.Protocol):
 
     def send(self, request: Request) -> None:
         """Queue the request for the next flush."""
-        self.out.append(LINK_REQUEST.pack(request.rid, request.received))
-        self.out.append(request.frame)
+        if request.place is not None:
+            self.out.append(LINK_REQUEST.pack(request.rid | SHARED_FLAG, request.received) +
+                            LENGTH.pack(len(request.place)) + request.place)
+        else:
+            self.out.append(LINK_REQUEST.pack(request.rid, request.received))
+            self.out.append(request.frame)
 
     def flush(self) -> None:
         if self.out and self.transport is not None and not self.transport.is_closing():

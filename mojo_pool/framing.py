@@ -64,3 +64,14 @@ class Assembler:
             self.pieces, self.have = [rest], len(rest)
             self.need = head + self._length(rest, 0) if len(rest) >= head else 0
         return frames
+
+    def pending(self) -> int:
+        """The full size of the frame in progress (prefix included), if its length has arrived; else 0."""
+        return self.need if self.pieces else 0
+
+    def take_pending(self) -> list[bytes]:
+        """Hand over the pieces of the frame in progress and forget it: its
+        remaining bytes will be read by someone else (see ClientConnection)."""
+        pieces = self.pieces
+        self.pieces, self.have, self.need = [], 0, 0
+        return pieces

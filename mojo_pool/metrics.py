@@ -119,3 +119,9 @@ WORKER_RESTARTS = Counter(f"{PREFIX}_worker_restarts", "Workers replaced, by rea
 RESTART_REASONS: frozenset[str] = frozenset({"exited", "killed", "timeout", "reload", "scale"})
 BATCH_SERIES = Histogram(f"{PREFIX}_batch_series", "Series carried by one batch request.",
                          buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000))
+# Frames of MIN_SHARED bytes and more, by how they crossed between the
+# supervisor and a worker: "shared" in a shared-memory ring, "socket"
+# through the link because the ring was full (or off). A growing "socket"
+# count says the rings are too small for the traffic (see mojo_pool.arena).
+LARGE_FRAMES = Counter(f"{PREFIX}_large_frames", "Large request and reply frames, by direction and path.",
+                       ["direction", "path"])

@@ -25,6 +25,8 @@ import socket
 import sys
 import time
 
+from .arena import MIN_SHARED, PLACE, SHARED_FLAG, ReplyRingWriter, RequestRingReader
+
 # Each worker is pinned to one CPU: a BLAS or OpenMP pool would only fight
 # the other workers for their CPUs.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -61,8 +63,10 @@ class Worker:
     """Serves one link: reads requests, handles them, writes replies, records metrics."""
 
     def __init__(self, sock: socket.socket, slot: int, cpu: int | None, speedup_interval: float,
-                 request_metrics: bool = True) -> None:
+                 request_metrics: bool = True, replies: ReplyRingWriter | None = None,
+                 requests: RequestRingReader | None = None) -> None:
         from . import protocol  # after the environment is set up
+        from .metrics import LARGE_FRAMES
         from .tally import Tally
 
         self.sock = sock
@@ -72,9 +76,13 @@ class Worker:
         self.speedup_interval = speedup_interval
         self.request_metrics = request_metrics
         self.tally = Tally()
+        self.large_frames = LARGE_FRAMES
         self.speedup_due = False
         self.idle = False
         self.buffer = bytearray()
+        # Where large requests are read and large replies written (see mojo_pool.arena).
+        self.replies = replies
+        self.requests = requests
         self.extra = debug_actions() if os.environ.get(DEBUG_ACTIONS_ENV) == "1" else {}
 
     def start(self) -> None:
@@ -163,6 +171,9 @@ class Worker:
                 rid, received = protocol.LINK_REQUEST.unpack_from(buffer, offset)
                 body = bytes(buffer[offset + header:offset + header + length])
                 offset += header + length
+                if rid & SHARED_FLAG and self.requests is not None:
+                    rid ^= SHARED_FLAG
+                    body = self.requests.body(body)  # type: ignore[assignment]
                 burst.append((rid, self.answer(received, body)))
             del buffer[:offset]
             self.send_burst(burst)
@@ -190,7 +201,15 @@ class Worker:
         buffers: list[bytes | memoryview] = []
         for rid, parts in burst:
             size = sum(len(part) for part in parts)
-            buffers.append(protocol.LINK_REPLY.pack(rid) + protocol.LENGTH.pack(size))
+            length = protocol.LENGTH.pack(size)
+            if size >= MIN_SHARED:
+                start = self.replies.place([length, *parts], len(length) + size) if self.replies else None
+                self.large_frames.labels("reply", "socket" if start is None else "shared").inc()
+                if start is not None:
+                    buffers.append(protocol.LINK_REPLY.pack(rid | SHARED_FLAG) + protocol.LENGTH.pack(PLACE.size) +
+                                   PLACE.pack(start, len(length) + size))
+                    continue
+            buffers.append(protocol.LINK_REPLY.pack(rid) + length)
             buffers.extend(parts)
         send_all(self.sock, buffers)
 
@@ -258,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin to")
     parser.add_argument("--speedup-interval", type=float, default=300.0)
     parser.add_argument("--request-metrics", choices=("on", "off"), default="on")
+    parser.add_argument("--reply-ring", type=int, nargs=2, metavar=("FD", "BYTES"),
+                        help="this worker's reply ring: a memfd and its size (see mojo_pool.arena)")
+    parser.add_argument("--request-ring", type=int, nargs=2, metavar=("FD", "BYTES"),
+                        help="the pool's request ring: a memfd and its size")
     args = parser.parse_args(argv)
     single_threaded_env()
     die_with_parent()
@@ -271,7 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
     try:
-        worker = Worker(sock, args.slot, args.cpu, args.speedup_interval, args.request_metrics == "on")
+        replies = requests = None
+        if args.reply_ring:
+            replies = ReplyRingWriter(*args.reply_ring)
+            os.close(args.reply_ring[0])
+        if args.request_ring:
+            requests = RequestRingReader(*args.request_ring)
+            os.close(args.request_ring[0])
+        worker = Worker(sock, args.slot, args.cpu, args.speedup_interval, args.request_metrics == "on", replies,
+                        requests)
         worker.start()
     except Exception as exc:  # noqa: BLE001 - reported to the supervisor through the exit code
         print(f"mojo_pool worker {args.slot}: failed to start: {type(exc).__name__}: {exc}", file=sys.stderr)
