@@ -4,6 +4,7 @@
    build and the interpreted module give the same outputs (to rounding: the
    compiler may fuse a multiply and an add into one FMA).
 2. The same for every across-series (``lanes``) kernel on 40 time-major series.
+3. The same for every row-tiled (``rows``) kernel on 40 row-major series.
 """
 from __future__ import annotations
 
@@ -43,3 +44,14 @@ def test_2_lanes_kernels(name: str) -> None:
     interpreted = indicators.compute(indicator, stacked, backend_name="interpreted", time_major=True)
     for out_name, a, b in zip(indicator.outputs, compiled, interpreted):
         assert close_enough(a, b), f"{name}.{out_name}: compiled and interpreted batch kernels differ"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, i in REGISTRY.items() if i.rows))
+def test_3_row_tiled_kernels(name: str) -> None:
+    indicator = REGISTRY[name]
+    rows = [bars(250, seed=s).inputs(indicator.inputs) for s in range(40)]
+    stacked = [np.stack([row[k] for row in rows]) for k in range(len(indicator.inputs))]
+    compiled = indicators.compute(indicator, stacked, backend_name="compiled")
+    interpreted = indicators.compute(indicator, stacked, backend_name="interpreted")
+    for out_name, a, b in zip(indicator.outputs, compiled, interpreted):
+        assert close_enough(a, b), f"{name}.{out_name}: compiled and interpreted row kernels differ"
