@@ -80,6 +80,7 @@ class Worker:
         self.speedup_due = False
         self.idle = False
         self.buffer = bytearray()
+        self.chunk = memoryview(bytearray(1 << 20))
         # Where large requests are read and large replies written (see mojo_pool.arena).
         self.replies = replies
         self.requests = requests
@@ -126,13 +127,19 @@ class Worker:
         self.sock.sendall(self.protocol.LINK_REPLY.pack(self.protocol.CONTROL_RID) + self.protocol.frame(body))
 
     def fill(self) -> bool:
-        """Read more from the link; False at EOF."""
+        """Read more from the link; False at EOF.
+
+        Into a buffer kept for the worker's life: ``recv(1 MiB)`` allocates
+        its 1 MiB result afresh each call, which glibc serves with mmap,
+        mremap to shrink and munmap, plus a page fault per page touched
+        (measured with py-spy: 3.3% of the worker in those calls alone).
+        """
         self.idle = not self.buffer
-        chunk = self.sock.recv(1 << 20)
+        received = self.sock.recv_into(self.chunk)
         self.idle = False
-        if not chunk:
+        if not received:
             return False
-        self.buffer += chunk
+        self.buffer += self.chunk[:received]
         return True
 
     def serve(self) -> None:
