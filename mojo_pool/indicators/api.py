@@ -142,9 +142,10 @@ def run_rows(indicator: Indicator, series: Sequence[np.ndarray], params: Mapping
     (measured: EMA-30 over 512 x 2,000 in 0.57 ms, TA-Lib in a loop 2.0 ms).
     Rows that start with NaN (a symbol listed later than the others) need
     their own start index and take the full single-series path. An
-    indicator with a row-tiled kernel (``indicator.rows``: RSI, whose single
-    kernel waits on its chain and its division) runs all rows through it
-    instead, 16 series in the SIMD lanes at a time.
+    indicator with a batch kernel (``indicator.rows``) runs all rows through
+    it in one call instead: RSI through time-major tiles (16 series in the
+    SIMD lanes: its single kernel waits on its chain and its division), EMA
+    through the single kernel in a compiled row loop.
     """
     kernel = kernel_for(indicator, backend_name)
     rows, n = series[0].shape
@@ -152,7 +153,8 @@ def run_rows(indicator: Indicator, series: Sequence[np.ndarray], params: Mapping
     values = tuple(params.values())
     if indicator.rows is not None and any(clean):
         # Every row through the tiles; the few that start with NaN again below.
-        getattr(ext.load("lanes", backend_name), indicator.rows)(*series, *values, *outs)
+        module, name = indicator.rows.split(".")
+        getattr(ext.load(module, backend_name), name)(*series, *values, *outs)
         for row in (k for k, ok in enumerate(clean) if not ok):
             run_series(indicator, [array[row] for array in series], params, lookback, backend_name,
                        [out[row] for out in outs])

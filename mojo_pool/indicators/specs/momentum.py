@@ -28,7 +28,7 @@ def _oscillator(name: str, summary: str) -> Indicator:
 
 register(
     _single("rsi", "Relative strength index, Wilder-smoothed gains over gains plus losses (0 when flat).", 14,
-            lanes="rsi", rows="rsi_rows"),
+            lanes="rsi", rows="lanes.rsi_rows"),
     _single("cmo", "Chande momentum oscillator: 100*(gain-loss)/(gain+loss), Wilder-smoothed (0 when flat).", 14),
     _single("mom", "Momentum: real - real timeperiod bars ago.", 10, minimum=1),
     _single("roc", "Rate of change in percent: (real / real timeperiod bars ago - 1) * 100 (0 after a 0).", 10,

@@ -12,18 +12,18 @@ def _ma_lookback(timeperiod: int, matype: int = 0) -> int:
 
 
 def _single(name: str, summary: str, default: int = 30, minimum: int = 1, lookback=None,
-            lanes: str | None = None) -> Indicator:
+            lanes: str | None = None, rows: str | None = None) -> Indicator:
     return Indicator(
         name=name, family="overlap", inputs=("real",), params=(period(default=default, minimum=minimum),),
         outputs=("real",), lookback=lookback or (lambda timeperiod: timeperiod - 1), summary=summary,
-        lanes=lanes,
+        lanes=lanes, rows=rows,
     )
 
 
 register(
     _single("sma", "Simple moving average.", lanes="sma"),
     _single("ema", "Exponential moving average, k = 2/(timeperiod+1), seeded with the first window's mean.",
-            lanes="ema"),
+            lanes="ema", rows="overlap.ema_rows"),
     _single("wma", "Linearly weighted moving average (newest bar weighs timeperiod)."),
     _single("dema", "Double exponential moving average: 2*EMA - EMA(EMA).",
             lookback=lambda timeperiod: 2 * (timeperiod - 1)),
