@@ -19,6 +19,8 @@ as long as you like and reports what a trading desk would ask:
 
     flock /tmp/mojo_bench.lock python benchmarks/soak.py --duration 60
     flock /tmp/mojo_bench.lock python benchmarks/soak.py --only overload --overload 10
+    flock /tmp/mojo_bench.lock python benchmarks/soak.py --only kill --binary \
+        --mix sma:1000,sma:300000,bbands:200000 --ring-bytes 16777216   # large frames, both paths
 
 Results: printed, and written as JSON to ``benchmarks/results/soak-<UTC>.json``.
 """
@@ -111,10 +113,13 @@ def run_load_in_thread(options: load.Options) -> tuple[threading.Thread, dict[st
     return thread, result
 
 
-def fault_soak(directory: Path, workers: int, duration: float, every: float, kind: str) -> dict[str, Any]:
-    server, url = start(directory / kind, workers)
+def fault_soak(directory: Path, workers: int, duration: float, every: float, kind: str, mix: str = SMALL,
+               binary: bool = False, ring_bytes: int | None = None) -> dict[str, Any]:
+    rings = () if ring_bytes is None else ("--request-arena-bytes", str(ring_bytes), "--reply-arena-bytes",
+                                           str(ring_bytes))
+    server, url = start(directory / kind, workers, *rings)
     try:
-        thread, result = run_load_in_thread(load.Options(server.target, connections=16, mix=SMALL,
+        thread, result = run_load_in_thread(load.Options(server.target, connections=16, mix=mix, binary=binary,
                                                          duration=duration, warmup=0.5, progress=False))
         rng = random.Random(7)
         scrapes = []
@@ -143,8 +148,11 @@ def fault_soak(directory: Path, workers: int, duration: float, every: float, kin
         final = scrape(url)
         restarts = {dict(k[1]).get("reason"): v for k, v in final.items()
                     if k[0] == "mojo_compute_worker_restarts_total"}
+        large = {"/".join(dict(k[1]).values()): v for k, v in final.items()
+                 if k[0] == "mojo_compute_large_frames_total"}
         return {
-            "kind": kind, "workers": workers, "duration_s": duration, "faults": faults,
+            "kind": kind, "workers": workers, "duration_s": duration, "faults": faults, "mix": mix,
+            "binary": binary, "large_frames": large,
             "requests": result.get("requests"), "requests_per_s": result.get("requests_per_s"),
             "failures": result.get("error_count"), "errors": result.get("errors"),
             "latency_ms": result.get("latency_ms"), "worker_restarts": restarts,
@@ -240,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue-limit", type=int, default=256)
     parser.add_argument("--max-queue-wait", type=float, default=0.0, help="the service's --max-queue-wait (0: off)")
     parser.add_argument("--only", choices=("kill", "hup", "overload"))
+    parser.add_argument("--mix", default=SMALL, help=f"the kill and hup soaks' request mix (default {SMALL}); "
+                        "e.g. sma:1000,sma:300000,bbands:200000 with --binary sends large frames through "
+                        "the shared-memory rings")
+    parser.add_argument("--binary", action="store_true", help="binary mode for the kill and hup soaks")
+    parser.add_argument("--ring-bytes", type=int, default=None,
+                        help="the service's --request-arena-bytes and --reply-arena-bytes (small rings fill, "
+                             "so both paths run)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat()}
@@ -254,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                                          args.max_queue_wait)
             else:
                 every = args.kill_every if name == "kill" else args.hup_every
-                results[name] = fault_soak(directory, args.workers, args.duration, every, name)
+                results[name] = fault_soak(directory, args.workers, args.duration, every, name, args.mix,
+                                           args.binary, args.ring_bytes)
             print(f"{name}: {json.dumps(results[name], default=str)}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = re.sub(r"[-:]", "", datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
