@@ -21,7 +21,7 @@ def _single(name: str, summary: str, default: int = 30, minimum: int = 1, lookba
 
 
 register(
-    _single("sma", "Simple moving average.", lanes="sma"),
+    _single("sma", "Simple moving average.", lanes="sma", rows="overlap.sma_rows"),
     _single("ema", "Exponential moving average, k = 2/(timeperiod+1), seeded with the first window's mean.",
             lanes="ema", rows="overlap.ema_rows"),
     _single("wma", "Linearly weighted moving average (newest bar weighs timeperiod)."),
