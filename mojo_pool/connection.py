@@ -5,9 +5,12 @@ workers as they came. A connection may pipeline any number of frames:
 each becomes a :class:`~mojo_pool.dispatch.Request` in ``pending``, and
 replies are written in the order the requests arrived, whichever worker
 finishes first. Frames are memoryview slices of the bytes read (no copy),
-and replies are gathered and written once per event-loop pass. A client that stops reading its replies is not read from
-either (``pause_writing``), so it cannot make the supervisor buffer
-without bound.
+and replies are gathered and written once per event-loop pass. A frame of
+``arena.MIN_SHARED`` bytes or more, once its length has arrived, is read
+straight into the shared request ring (``get_buffer`` hands uvloop the
+rest of its region), where the workers read it in place. A client that
+stops reading its replies is not read from either (``pause_writing``), so
+it cannot make the supervisor buffer without bound.
 """
 from __future__ import annotations
 
