@@ -55,6 +55,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import orjson
 
+from . import fast_json
 from .requests import (ACTIONS, COMMON_FIELDS, Arrays, Computer, Outcome, ProtocolError,  # noqa: F401
                        batch, default_computer, single, unknown_fields)
 
@@ -198,10 +199,14 @@ def handle_parts(body: bytes | bytearray, compute: Computer = default_computer,
             request, payload = split_binary(body)
             arrays = Arrays(payload)
         else:
-            try:
-                request = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise ProtocolError(f"invalid JSON: {exc}", "InvalidJSON") from None
+            # The common request without a Python float per price; anything
+            # unusual comes back None and takes orjson (see fast_json).
+            request = fast_json.loads(body)  # type: ignore[assignment]
+            if request is None:
+                try:
+                    request = orjson.loads(body)
+                except orjson.JSONDecodeError as exc:
+                    raise ProtocolError(f"invalid JSON: {exc}", "InvalidJSON") from None
             if not isinstance(request, dict):
                 raise ProtocolError("a request must be a JSON object", "InvalidRequest")
             arrays = Arrays(None)

@@ -46,6 +46,10 @@ class Arrays:
             raise ProtocolError(f"{name} is missing", "EmptyPrices")
         if self.payload is not None:
             return self._take_binary(name, value)
+        if type(value) is np.ndarray:  # read by fast_json: numbers only, exact as doubles
+            if not value.size:
+                raise ProtocolError(f"{name} is empty", "EmptyPrices")
+            return value
         if not isinstance(value, list):
             raise ProtocolError(f"{name} must be an array of numbers, got {type(value).__name__}", "TypeError")
         if not value:

@@ -1,0 +1,95 @@
+"""mojo_pool.fast_json: the simdjson path gives what orjson would, or steps aside.
+
+1. Random doubles written by orjson (shortest round-trip form) and random
+   decimal strings of up to 19 significant digits and wide exponents read
+   back bit for bit as orjson + numpy read them.
+   (Exponents up to -4 keep every value below 2**53, so none steps aside.)
+2. The common request: every field as orjson reads it, prices as float64.
+3. Everything it cannot prove equal comes back None: nested arrays (also
+   one element deep, which simdjson would flatten), booleans, nulls and
+   strings in arrays, integers past 2**53, duplicate keys, NaN literals,
+   invalid JSON, a top-level array, nested objects, arrays in non-price
+   fields, '[' inside a string.
+4. Through protocol.handle: replies and error replies are the same bytes
+   whichever path ran (the fast path switched off for comparison).
+"""
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mojo_pool import fast_json, protocol
+
+
+def orjson_prices(body: bytes) -> np.ndarray:
+    return np.array(orjson.loads(body)["prices"], dtype=np.float64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=300))
+def test_1_doubles_round_trip_bit_for_bit(values: list[float]) -> None:
+    body = orjson.dumps({"prices": values})
+    read = fast_json.loads(body)
+    if read is None:  # only for magnitudes a double could not hold as an exact integer
+        assert max(abs(v) for v in values) >= 2.0**53
+        return
+    assert read["prices"].tobytes() == orjson_prices(body).tobytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=10**19 - 1), st.integers(min_value=-345, max_value=-4),
+                          st.booleans()), min_size=1, max_size=50))
+def test_1_decimal_strings_read_as_orjson_reads_them(numbers: list[tuple[int, int, bool]]) -> None:
+    text = ",".join(f"{'-' if negative else ''}{digits}e{exponent}" for digits, exponent, negative in numbers)
+    body = b'{"prices":[' + text.encode() + b"]}"
+    try:
+        expected = orjson_prices(body)
+    except orjson.JSONDecodeError:  # out of a double's range: orjson refuses, so must we
+        assert fast_json.loads(body) is None
+        return
+    read = fast_json.loads(body)  # below 1e15 in magnitude, subnormals and underflow included
+    assert read is not None and read["prices"].tobytes() == expected.tobytes()
+
+
+def test_2_common_request() -> None:
+    prices = 100.0 + np.cumsum(np.random.default_rng(5).normal(0.0, 1.0, 1000))
+    body = orjson.dumps({"action": "compute_sma", "symbol": "TCS", "prices": prices, "period": 20, "id": "a\"b",
+                         "std_dev": 2.5, "flag": None, "on": True}, option=orjson.OPT_SERIALIZE_NUMPY)
+    read = fast_json.loads(body)
+    expected = orjson.loads(body)
+    assert read is not None
+    assert read["prices"].dtype == np.float64 and read["prices"].tobytes() == np.array(expected["prices"]).tobytes()
+    assert {k: v for k, v in read.items() if k != "prices"} == {k: v for k, v in expected.items() if k != "prices"}
+    assert [type(read[k]) for k in ("period", "std_dev", "on")] == [int, float, bool]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"prices":[1.5,[2]]}', b'{"prices":[[1.5,2.5]]}', b'{"prices":[1.5,true]}', b'{"prices":[1.5,null]}',
+    b'{"prices":[1.5,"2"]}', b'{"prices":[1,9007199254740993]}', b'{"prices":[-9007199254740993,1]}',
+    b'{"prices":[1],"prices":[2]}', b'{"prices":[NaN]}', b'{"prices":[1.0]', b'[1,2]', b'"x"',
+    b'{"action":"batch","series":[{"prices":[1.0]}]}', b'{"params":{"timeperiod":5},"prices":[1.0]}',
+    b'{"period":[5],"prices":[1.0]}', b'{"symbol":"A[1]","prices":[1.0]}', b'{"prices":[1e400]}',
+    b'{"symbol":"\\ud800","prices":[1.0]}', b'\xff\xfe',
+])
+def test_3_steps_aside(body: bytes) -> None:
+    assert fast_json.loads(body) is None
+
+
+@pytest.mark.parametrize("request_body", [
+    {"action": "compute_sma", "symbol": "TCS", "prices": [100.0 + k % 7 for k in range(300)], "period": 20},
+    {"action": "compute_rsi", "prices": [float(k % 5) for k in range(50)], "timeperiod": 9, "id": 7},
+    {"action": "compute_atr", "high": [2.0, 3.0, 4.0], "low": [1.0, 1.5, 2.0], "close": [1.5, 2.5, 3.0]},
+    {"action": "compute_sma", "prices": [], "period": 2},
+    {"action": "compute_sma", "prices": [1.0, 2.0], "period": 20},
+    {"action": "compute_sma", "prices": [1.0, 2.0, 3.0], "period": 2, "extra": 1},
+    {"action": "compute_sma", "prices": [1.0, 2.0, 3.0], "period": "2"},
+])
+def test_4_same_reply_either_way(request_body: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = orjson.dumps(request_body)
+    assert fast_json.loads(body) is not None
+    fast, _ = protocol.handle(body)
+    monkeypatch.setattr(fast_json, "loads", lambda body: None)
+    slow, _ = protocol.handle(body)
+    assert fast == slow
