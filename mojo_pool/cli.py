@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from typing import Sequence
 
@@ -42,11 +43,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # prometheus_client chooses its storage when first imported: the
     # directory must exist, empty, and be in the environment before the
     # arbiter (which imports it) loads. Workers inherit the variable.
-    directory = metrics_dir.prepare(settings.metrics_dir or os.environ.get(metrics_dir.ENV) or None)
+    given = settings.metrics_dir or os.environ.get(metrics_dir.ENV) or None
+    directory = metrics_dir.prepare(given)
     os.environ["MOJO_POOL_METRICS_ID"] = "supervisor"
     from .arbiter import Arbiter
 
-    return Arbiter(settings, directory).run()
+    try:
+        return Arbiter(settings, directory).run()
+    finally:
+        if given is None:  # a directory of our own (in /dev/shm: memory) goes with us
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

