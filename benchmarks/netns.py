@@ -93,9 +93,12 @@ class Lab:
 
     def serve(self, name: str, log_dir: Path, workers: int = 1, extra: tuple[str, ...] = ()) -> subprocess.Popen:
         address = self.address[name]
+        # Metrics files under log_dir: hosts end with SIGKILL, which leaves no
+        # chance to remove a directory of the service's own.
         process = self.start(name, name, [sys.executable, "-m", "mojo_pool", "serve", "--host", address,
                                           "--metrics-host", address, "--workers", str(workers), "--socket", "",
-                                          *extra], log_dir / f"{name}.log")
+                                          "--metrics-dir", str(log_dir / f"{name}-metrics"), *extra],
+                             log_dir / f"{name}.log")
         wait_http(f"http://{address}:9090/ready", process, timeout=60)
         return process
 
