@@ -91,6 +91,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import load  # noqa: E402  (benchmarks/ is not a package)
+from mojo_pool.metrics_dir import default_parent  # noqa: E402
 
 SMALL = "sma:1000"
 HEAVY = "batch-rsi:100x1000"
@@ -610,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
 
-    directory = Path(tempfile.mkdtemp(prefix="mojo_compare_"))
+    # tmpfs, where the service puts its metrics files by default (mojo_pool.metrics_dir).
+    directory = Path(tempfile.mkdtemp(prefix="mojo_compare_", dir=default_parent()))
     servers = make_servers(directory, workers, args.transport)
     bench = Bench(args, servers)
     scenarios: dict[str, Scenario] = {}

@@ -21,6 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from compare import Server  # noqa: E402
+from mojo_pool.metrics_dir import default_parent  # noqa: E402
 
 CLOCK = 100.0  # USER_HZ
 # The load: 16 connections of SMA-20 over 1,000 points, JSON; MOJO_SPLIT_LOAD overrides
@@ -41,7 +42,7 @@ def children(pid: int) -> list[int]:
 
 
 def main(argv: list[str]) -> int:
-    with tempfile.TemporaryDirectory(prefix="mojo_split_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mojo_split_", dir=default_parent()) as tmp:  # tmpfs, as the service's default
         path = f"{tmp}/split.sock"
         server = Server("split", "mojo_pool", [sys.executable, "-m", "mojo_pool", "serve", "--socket", path,
                                                "--port", "0", "--metrics-port", "0", "--metrics-dir", f"{tmp}/m",

@@ -49,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import load  # noqa: E402
 from compare import Server, _free_port  # noqa: E402
+from mojo_pool.metrics_dir import default_parent  # noqa: E402
 
 SMALL = "sma:1000"
 
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat()}
-    with tempfile.TemporaryDirectory(prefix="mojo_soak_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mojo_soak_", dir=default_parent()) as tmp:  # tmpfs, as the service's default
         directory = Path(tmp)
         for name in ("kill", "hup", "overload"):
             if args.only not in (None, name):
