@@ -38,7 +38,10 @@ class _Histogram:
 
 
 class Tally:
-    def __init__(self) -> None:
+    def __init__(self, direct: bool = False) -> None:
+        # direct: write the multiprocess cells without prometheus_client's
+        # per-write lock (see flush); only for a single-threaded process.
+        self.direct = direct and m.multiprocess()
         self.pending: dict[Any, float] = {}
         self.children: dict[tuple, Any] = {}
         self.kinds: dict[tuple, tuple] = {}  # (action, error type, indicator) labels -> the cells they touch
@@ -111,7 +114,20 @@ class Tally:
             self.add(self._child(m.REJECTED, m.closed(reason, m.REJECT_REASONS))._value, 1.0)
 
     def flush(self) -> None:
-        """Write every cell touched since the last flush, once."""
-        for cell, amount in self.pending.items():
-            cell.inc(amount)
+        """Write every cell touched since the last flush, once.
+
+        ``inc`` takes a process-wide lock and checks for a fork on every
+        cell, about a dozen cells a burst: ~0.7 us each, which for a worker
+        reading one or two requests at a time came to several microseconds
+        a request. A worker is single-threaded and never forks (its
+        speed-up timer writes only its gauge file), so it writes the cell
+        and its mmap'd record directly.
+        """
+        if self.direct:
+            for cell, amount in self.pending.items():
+                cell._value += amount
+                cell._file.write_value(cell._key, cell._value, 0.0)
+        else:
+            for cell, amount in self.pending.items():
+                cell.inc(amount)
         self.pending.clear()

@@ -75,7 +75,7 @@ class Worker:
         self.protocol = protocol
         self.speedup_interval = speedup_interval
         self.request_metrics = request_metrics
-        self.tally = Tally()
+        self.tally = Tally(direct=True)
         self.large_frames = LARGE_FRAMES
         self.speedup_due = False
         self.idle = False
