@@ -41,17 +41,32 @@ from .trend import _true_range
 EXTREMES_BLOCK = 512
 
 
-def window_extremes_into(high, low, t0, m, period, ha, hb, la, lb):
+def widen_extremes(ha, la, shift, count):
+    """ha[i] = max(ha[i], ha[i + shift]), la[i] = min(la[i], la[i + shift]) for i < count, in place.
+
+    In place is safe: going up, ha[i + shift] is read before its own turn.
+    """
+    hs = ha[shift:]
+    ls = la[shift:]
+    for i in range(count):
+        a = ha[i]
+        b = hs[i]
+        ha[i] = a if a > b else b
+        a = la[i]
+        b = ls[i]
+        la[i] = a if a < b else b
+
+
+def window_extremes_into(high, low, t0, m, period, ha, la):
     """Highest high and lowest low of the windows ending at bars t0 .. t0 + m - 1, left in ha[:m], la[:m].
 
     Window extremes double in width each pass (width 2w from two of width w,
     w apart), then the period's window is the better of two overlapping ones
     of the largest width w <= period: log2(period) + 1 passes over the block,
     each a max / min in SIMD lanes, and no branch that depends on the prices
-    (the tracked extreme's comparisons mispredict on market data). hb, lb are
-    scratch; all four hold m + period values. On NaN-free input the values
-    are those of the tracked extremes exactly (ties have equal values).
-    (Ping-ponging hb and ha instead of copying back measured slower.)
+    (the tracked extreme's comparisons mispredict on market data). Both
+    buffers hold m + period values. On NaN-free input the values are those
+    of the tracked extremes exactly (ties have equal values).
 
     Returns how many NaN the block's highs and lows hold, counted in the
     first pass (a separate pass over the whole series cost a tenth of
@@ -83,28 +98,9 @@ def window_extremes_into(high, low, t0, m, period, ha, hb, la, lb):
         nan += (a != a) | (b != b) | (c != c) | (d != d)
     w = 2
     while 2 * w <= period:
-        hs = ha[w:]
-        ls = la[w:]
-        for i in range(count - 2 * w + 1):
-            a = ha[i]
-            b = hs[i]
-            hb[i] = a if a > b else b
-            a = la[i]
-            b = ls[i]
-            lb[i] = a if a < b else b
-        for i in range(count - 2 * w + 1):
-            ha[i] = hb[i]
-            la[i] = lb[i]
+        widen_extremes(ha, la, w, count - 2 * w + 1)
         w *= 2
-    hs = ha[period - w:]
-    ls = la[period - w:]
-    for i in range(m):
-        a = ha[i]
-        b = hs[i]
-        ha[i] = a if a > b else b
-        a = la[i]
-        b = ls[i]
-        la[i] = a if a < b else b
+    widen_extremes(ha, la, period - w, m)
     return nan
 
 
@@ -115,12 +111,10 @@ def range_position_into(high, low, close, first, period, willr, out):
     n = close.shape[0]
     size = EXTREMES_BLOCK + period
     ha = np.empty(size)
-    hb = np.empty(size)
     la = np.empty(size)
-    lb = np.empty(size)
     for t0 in range(first, n, EXTREMES_BLOCK):
         m = min(EXTREMES_BLOCK, n - t0)
-        if window_extremes_into(high, low, t0, m, period, ha, hb, la, lb):
+        if window_extremes_into(high, low, t0, m, period, ha, la):
             return False
         c = close[t0:]
         dest = out[t0:]
