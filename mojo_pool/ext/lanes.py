@@ -89,10 +89,18 @@ def rsi(x, timeperiod, out):
         loss[s] = lo
         total = g + lo
         out[p, s] = 100.0 * g / total if total > 0.0 else 0.0
-    keep = (p - 1) * inv
-    for t in range(p + 1, n):
-        for s in range(lanes):
-            d = x[t, s] - x[t - 1, s]
+    rsi_steps(x, p, n - p - 1, lanes, gain, loss, p, out, p + 1)
+
+
+def rsi_steps(src, first, m, width, gain, loss, period, dest, at):
+    """Wilder steps for bars first + 1 .. first + m of time-major ``src`` (the
+    changes from the bar before each), lanes 0 .. width - 1, averages carried
+    in ``gain`` and ``loss``; the RSI of bar first + j + 1 goes to dest[at + j]."""
+    inv = 1.0 / period
+    keep = (period - 1) * inv
+    for j in range(m):
+        for s in range(width):
+            d = src[first + j + 1, s] - src[first + j, s]
             up = d if d > 0.0 else 0.0
             down = up - d
             g = gain[s] * keep + up * inv
@@ -102,7 +110,7 @@ def rsi(x, timeperiod, out):
             # A select, not a branch, so the lanes stay in SIMD: 0 for a flat
             # series and, as in TA-Lib, from an interior NaN on (NaN > 0 is false).
             total = g + lo
-            out[t, s] = 100.0 * g / total if total > 0.0 else 0.0
+            dest[at + j, s] = 100.0 * g / total if total > 0.0 else 0.0
 
 
 # Row-major batches (``x[s, t]``, one series per row, what callers usually
@@ -127,7 +135,6 @@ def rsi_rows(x, timeperiod, out):
     rows, n = x.shape
     p = timeperiod
     inv = 1.0 / p
-    keep = (p - 1) * inv
     tile = np.empty((TILE_BARS + 1, ROW_GROUP))
     result = np.empty((TILE_BARS, ROW_GROUP))
     gain = np.empty(ROW_GROUP)
@@ -161,17 +168,7 @@ def rsi_rows(x, timeperiod, out):
                 row = x[g0 + s, t0 - 1:t0 + m]
                 for j in range(m + 1):
                     tile[j, s] = row[j]
-            for j in range(m):
-                for s in range(width):
-                    d = tile[j + 1, s] - tile[j, s]
-                    up = d if d > 0.0 else 0.0
-                    down = up - d
-                    g = gain[s] * keep + up * inv
-                    lo = loss[s] * keep + down * inv
-                    gain[s] = g
-                    loss[s] = lo
-                    total = g + lo
-                    result[j, s] = 100.0 * g / total if total > 0.0 else 0.0
+            rsi_steps(tile, 0, m, width, gain, loss, p, result, 0)
             for s in range(width):
                 dest = out[g0 + s, t0:t0 + m]
                 for j in range(m):
