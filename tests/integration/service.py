@@ -126,6 +126,26 @@ class Service:
             time.sleep(0.05)
         raise AssertionError(f"{count} worker(s) were not replaced: {self.health()}\n{self.output}")
 
+    def kill_during(self, request: dict, pid: int, after: float = 0.3) -> list[dict]:
+        """Send ``request`` on two connections at once (one per worker), SIGKILL ``pid``
+        ``after`` seconds in, and return both replies."""
+        from mojo_pool.client import Client
+
+        results: list[dict] = []
+
+        def call() -> None:
+            with Client(self.socket) as own:
+                results.append(own.request(request))
+
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        time.sleep(after)
+        os.kill(pid, signal.SIGKILL)
+        for thread in threads:
+            thread.join(30)
+        return results
+
     def samples(self) -> Samples:
         status, body = self.get("/metrics")
         assert status == 200

@@ -62,19 +62,7 @@ def test_1_kill_9_mid_request_loses_nothing():
             client.pipeline([{"action": "compute_sma", "prices": prices(), "period": 20}] * 50)
             before = counters(service.samples())
             # Two requests in flight, one per worker; slot 0's worker is killed.
-            results: list[dict] = []
-
-            def call() -> None:
-                with Client(service.socket) as own:
-                    results.append(own.request({"action": "debug_sleep", "seconds": 1.0}))
-
-            threads = [threading.Thread(target=call) for _ in range(2)]
-            for thread in threads:
-                thread.start()
-            time.sleep(0.3)
-            os.kill(pids[0], signal.SIGKILL)
-            for thread in threads:
-                thread.join(30)
+            results = service.kill_during({"action": "debug_sleep", "seconds": 1.0}, pids[0])
             assert [r["status"] for r in results] == ["ok", "ok"]
             assert pids[0] not in [r["pid"] for r in results]
             close = prices()

@@ -15,10 +15,7 @@
 """
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import threading
 import time
 
 import numpy as np
@@ -103,20 +100,8 @@ def test_3_large_json_request_in_place():
 def test_4_worker_killed_while_its_request_sits_in_the_ring():
     with Service(*ring_args(), workers=2) as service:
         pids = service.worker_pids()
-        results: list[dict] = []
         padding = "x" * (2 * MIN_SHARED)  # makes the frame large: it goes to the ring
-
-        def call() -> None:
-            with Client(service.socket) as own:
-                results.append(own.request({"action": "debug_sleep", "seconds": 1.0, "pad": padding}))
-
-        threads = [threading.Thread(target=call) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        time.sleep(0.4)
-        os.kill(pids[0], signal.SIGKILL)
-        for thread in threads:
-            thread.join(30)
+        results = service.kill_during({"action": "debug_sleep", "seconds": 1.0, "pad": padding}, pids[0], 0.4)
         assert [r["status"] for r in results] == ["ok", "ok"]
         assert pids[0] not in [r["pid"] for r in results]
         service.wait_workers(2, exclude={pids[0]})
