@@ -111,8 +111,7 @@ class Releases:
         ring = self.ring
         region = [start + length, False]
         self.regions.append(region)
-        array = self.numpy.frombuffer(ring.map, dtype=self.numpy.uint8, count=length,
-                                      offset=HEADER + start % ring.capacity)
+        array = self.numpy.frombuffer(ring.at(start, length), dtype=self.numpy.uint8)
         weakref.finalize(array, self._release, region)
         return memoryview(array)
 
