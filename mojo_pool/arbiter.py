@@ -59,6 +59,12 @@ log = logging.getLogger("mojo_pool.arbiter")
 TICK_SECONDS = 0.05
 QUICK_DEATH_SECONDS = 1.0  # a worker dying sooner than this after ready counts toward the backoff
 MAX_BACKOFF_SECONDS = 5.0
+# Bytes either end of a link may have queued (Unix stream sockets bound what is
+# in flight by the sender's SO_SNDBUF; the kernel caps it at net.core.wmem_max).
+# The default ~208 KiB is ~11 SMA-1000 replies: under overload the supervisor's
+# loop pass, busy with hundreds of client reads, took longer than a worker
+# needed to fill that, and the worker then sat blocked in sendmsg.
+LINK_BUFFER_BYTES = 4 << 20
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -295,6 +301,8 @@ class Arbiter:
         assert self.loop is not None
         slot.respawn = None
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for end in (parent, child):
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER_BYTES)
         child.set_inheritable(True)
         metrics_id = self.free_metrics_id(slot.index)
         argv = [sys.executable, "-m", "mojo_pool.worker", "--fd", str(child.fileno()), "--slot", str(slot.index),

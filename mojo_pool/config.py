@@ -81,7 +81,7 @@ class Config:
     idle_timeout: float = option(300.0, "seconds a connection may stay without a complete request (nothing "
                                  "awaiting a reply) before it is closed; ends half-sent frames too",
                                  check=_within(0.01), metavar="SECONDS")
-    worker_inflight: int = option(16, "requests sent to one worker at a time (more wait in the queue)",
+    worker_inflight: int = option(64, "requests sent to one worker at a time (more wait in the queue)",
                                   check=_within(1, 1024), metavar="N")
     request_arena_bytes: int = option(64 * 1024 * 1024, "shared memory for request frames of 256 KiB and more, "
                                       "received there and read in place by the workers (0: off; else at "

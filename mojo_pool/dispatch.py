@@ -156,6 +156,7 @@ class Dispatcher:
         self.next_rid = 1
         self.dirty: list[Flushable] = []
         self.flush_scheduled = False
+        self.call_soon: Callable[..., object] | None = None  # the running loop's, taken at the first mark
         self.on_idle: Callable[[WorkerLink], None] | None = None  # a retiring worker finished its last request
 
     # ---- admission -------------------------------------------------------
@@ -195,7 +196,12 @@ class Dispatcher:
         self.dirty.append(target)
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            if self.call_soon is None:
+                # Looked up once: asyncio.get_running_loop() makes a getpid()
+                # system call each time (its fork check), 2% of the
+                # supervisor's samples when it ran per request.
+                self.call_soon = asyncio.get_running_loop().call_soon
+            self.call_soon(self.flush)
 
     def flush(self) -> None:
         self.flush_scheduled = False
