@@ -17,23 +17,42 @@ whose reply left the worker is always counted; a worker killed mid-burst
 has those requests re-sent and counted by the worker that answers them.
 
 The value cells are prometheus_client internals (``_value``, ``_sum``,
-``_buckets``, ``_count``, ``_upper_bounds``): the tests that compare a scrape
-with the requests sent fail if a prometheus_client release renames them.
+``_buckets``, ``_count``, ``_upper_bounds``; for direct writes also a
+cell's ``_file`` and ``_key``, the file's ``_positions`` and ``_m``, and
+``mmap_dict._pack_two_doubles``): the tests that compare a scrape with the
+requests sent fail if a prometheus_client release renames them.
 """
 from __future__ import annotations
 
 from bisect import bisect_left
 from typing import Any
 
+from prometheus_client.mmap_dict import _pack_two_doubles
+
 from . import metrics as m
+
+
+class _Cell:
+    """One value cell and, in multiprocess mode, where its record sits in its mmap'd file.
+
+    The record's offset never changes once the key is in the file (files
+    only grow); the mapping itself may be replaced when one grows, so
+    ``file._m`` is read at each write.
+    """
+    __slots__ = ("value", "file", "position")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.file = getattr(value, "_file", None)
+        self.position = self.file._positions[value._key] if self.file is not None else -1
 
 
 class _Histogram:
     __slots__ = ("total", "buckets", "bounds")
 
     def __init__(self, child: Any) -> None:
-        self.total = child._sum
-        self.buckets = child._buckets
+        self.total = _Cell(child._sum)
+        self.buckets = [_Cell(bucket) for bucket in child._buckets]
         self.bounds = child._upper_bounds
 
 
@@ -57,7 +76,15 @@ class Tally:
             self.children[key] = child
         return child
 
-    def add(self, cell: Any, amount: float) -> None:
+    def _value(self, metric: Any, *labels: str, part: str = "_value") -> _Cell:
+        """The cell of a counter's child, or one part of a summary's (``_count``, ``_sum``)."""
+        key = (id(metric), part, *labels)
+        cell = self.children.get(key)
+        if cell is None:
+            cell = self.children[key] = _Cell(getattr(self._child(metric, *labels), part))
+        return cell
+
+    def add(self, cell: _Cell, amount: float) -> None:
         pending = self.pending
         pending[cell] = pending.get(cell, 0.0) + amount
 
@@ -96,22 +123,22 @@ class Tally:
                 self.observe(batch, float(series))
 
     def _cells(self, label: str, kind: str | None, name: str | None) -> tuple:
-        summary = self._child(m.INDICATOR_POINTS, name) if name else None
-        return (self._child(m.REQUESTS, label, "error" if kind else "success")._value,
+        return (self._value(m.REQUESTS, label, "error" if kind else "success"),
                 self._child(m.REQUEST_DURATION, label), self._child(m.QUEUE_TIME), self._child(m.COMPUTE_TIME),
-                self._child(m.ERRORS, kind)._value if kind else None,
+                self._value(m.ERRORS, kind) if kind else None,
                 self._child(m.INDICATOR_TIME, name) if name else None,
-                summary._count if summary is not None else None, summary._sum if summary is not None else None,
+                self._value(m.INDICATOR_POINTS, name, part="_count") if name else None,
+                self._value(m.INDICATOR_POINTS, name, part="_sum") if name else None,
                 self._child(m.BATCH_SERIES) if name and label == "batch" else None)
 
     def refusal(self, action: str | None, error_type: str, reason: str, seconds: float) -> None:
         """A request the supervisor answered itself (Busy, TimeoutError, WorkerLost, FrameTooLarge)."""
         label = m.closed(action, m.ACTIONS)
-        self.add(self._child(m.REQUESTS, label, "error")._value, 1.0)
+        self.add(self._value(m.REQUESTS, label, "error"), 1.0)
         self.observe(self._child(m.REQUEST_DURATION, label), seconds)
-        self.add(self._child(m.ERRORS, m.closed(error_type, m.ERROR_TYPES))._value, 1.0)
+        self.add(self._value(m.ERRORS, m.closed(error_type, m.ERROR_TYPES)), 1.0)
         if reason:
-            self.add(self._child(m.REJECTED, m.closed(reason, m.REJECT_REASONS))._value, 1.0)
+            self.add(self._value(m.REJECTED, m.closed(reason, m.REJECT_REASONS)), 1.0)
 
     def flush(self) -> None:
         """Write every cell touched since the last flush, once.
@@ -124,10 +151,16 @@ class Tally:
         and its mmap'd record directly.
         """
         if self.direct:
+            # MmapedDict.write_value without its key lookup: the record's
+            # offset is kept with the cell (3.3 -> 2.x us for a request and
+            # its flush; in a worker, whose caches the request's bodies have
+            # just swept, the saving was larger than that).
+            pack = _pack_two_doubles
             for cell, amount in self.pending.items():
-                cell._value += amount
-                cell._file.write_value(cell._key, cell._value, 0.0)
+                value = cell.value
+                value._value += amount
+                pack(cell.file._m, cell.position, value._value, 0.0)
         else:
             for cell, amount in self.pending.items():
-                cell.inc(amount)
+                cell.value.inc(amount)
         self.pending.clear()
