@@ -9,6 +9,10 @@
    copying that set under new pid names (same bytes as a real worker's).
 2. Cost per recorded request: a ``track_request``-decorated no-op call,
    in multiprocess mode (mmap'd files) and in one process.
+3. What a worker pays per request: ``Tally.request`` for one SMA request
+   and the flush that writes its cells (direct writes, multiprocess), with
+   the caches warm and after 512 KB were swept through them (as a
+   request's bodies do between two requests).
 
     python benchmarks/metrics.py [--restarts 1000] [--out benchmarks/results]
 """
@@ -53,6 +57,26 @@ t0 = time.perf_counter()
 for _ in range(n):
     handle()
 print((time.perf_counter() - t0) / n)
+"""
+
+TALLY = """
+import time, timeit
+import numpy as np
+from mojo_pool.tally import Tally
+tally = Tally(direct=True)
+now = time.monotonic()
+sweep = np.ones(512 * 1024 // 8)
+def warm():
+    tally.request("compute_sma", None, "sma", 1000, 1, 2e-6, now - 3e-4, now - 1e-4, now)
+    tally.flush()
+def cold():
+    sweep.sum()
+    warm()
+def swept():
+    sweep.sum()
+warm()
+best = lambda f, n: min(timeit.repeat(f, number=n, repeat=5)) / n
+print(best(warm, 50_000), best(cold, 20_000) - best(swept, 20_000))
 """
 
 
@@ -113,6 +137,11 @@ def record_cost() -> dict[str, float]:
             out = subprocess.run([sys.executable, "-c", COST], env=env, check=True, capture_output=True, text=True)
             costs[mode] = float(out.stdout.strip())
             print(f"cost per tracked request, {mode}: {costs[mode] * 1e6:.2f} us", flush=True)
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": tmp}
+        out = subprocess.run([sys.executable, "-c", TALLY], env=env, check=True, capture_output=True, text=True)
+        costs["tally_warm"], costs["tally_swept"] = map(float, out.stdout.split())
+        print(f"worker tally, one SMA request and its flush: {costs['tally_warm'] * 1e6:.2f} us warm, "
+              f"{costs['tally_swept'] * 1e6:.2f} us after a cache sweep", flush=True)
     return costs
 
 
