@@ -265,24 +265,25 @@ def willr_value(hi, lo, c):
     return r
 
 
-# Series lengths for which willr takes range_position_into. Measured against
-# TA-Lib in one process (WILLR-14), van Herk form vs window passes: 10^5
-# bars 0.97x vs 1.19-1.33x; 10^6 bars (inputs no longer in the L3 cache)
-# 0.95x vs 0.78x; 512 series x 2,000 bars 1.17x vs 1.02x.
-WILLR_DIRECT_MIN = 10_000
-WILLR_DIRECT_MAX = 400_000
-# ... and periods: the passes grow with log2(period), van Herk does not.
-# Window passes at 10^5 bars against TA-Lib: period 14 1.21x, 24 0.99x,
-# 32 0.88x, 64 0.81x, 128 0.72x (van Herk: ~0.96x at any period).
-WILLR_DIRECT_PERIOD_MAX = 24
+# willr takes the window passes (range_position_into) up to this period, as
+# fastk_into does. Measured against TA-Lib in one process (WILLR, random
+# walks), after the passes went in place, window passes vs the block-wise
+# van Herk form below: 10^4 bars period 14 1.58 vs 1.00x, 64 1.14 vs 0.76x,
+# 128 0.96 vs 0.70x; 10^5 bars period 14 1.46 vs 0.98x; 10^6 bars period 14
+# 1.35 vs 0.96x, 128 0.92 vs 0.39x; 2,000 bars period 14 1.61 vs 1.07x.
+# (Before the passes went in place, van Herk won at 10^6 bars and from
+# period 24 on, so willr took the passes only for 10^4-4x10^5 bars up to 24.)
+WILLR_PASSES_PERIOD_MAX = EXTREMES_BLOCK
 
 
 #pythran export willr(float64[:], float64[:], float64[:], int, float64[:])
 def willr(high, low, close, timeperiod, out):
     """Williams %R, (highest - close) / (highest - lowest) * -100, clamped to [-100, 0].
 
-    Lookback timeperiod - 1. Window extremes block-wise (see the module
-    docstring): the window ending at t spans the suffix of one block and the
+    Lookback timeperiod - 1. The window passes of range_position_into give
+    the window extremes; a series with NaN (whose rules those passes do not
+    follow) and periods past WILLR_PASSES_PERIOD_MAX take them block-wise
+    (see the module docstring): the window ending at t spans the suffix of one block and the
     prefix of the next, so extreme = the better of suffix[t - p + 1] and
     prefix[t]; when it is exactly one block both runs cover it, and the
     suffix is kept unless the prefix is strictly better. The suffixes of the
@@ -291,8 +292,7 @@ def willr(high, low, close, timeperiod, out):
     n = close.shape[0]
     p = timeperiod
     fill_nan(out, p - 1)
-    if p <= WILLR_DIRECT_PERIOD_MAX and WILLR_DIRECT_MIN <= n <= WILLR_DIRECT_MAX \
-            and range_position_into(high, low, close, p - 1, p, True, out):
+    if p <= WILLR_PASSES_PERIOD_MAX and range_position_into(high, low, close, p - 1, p, True, out):
         return
     hs = np.empty(2 * p)
     ls = np.empty(2 * p)
