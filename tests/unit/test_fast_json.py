@@ -7,11 +7,15 @@
 2. The common request: every field as orjson reads it, prices as float64.
 3. Everything it cannot prove equal comes back None: nested arrays (also
    one element deep, which simdjson would flatten), booleans, nulls and
-   strings in arrays, integers past 2**53, duplicate keys, NaN literals,
-   invalid JSON, a top-level array, nested objects, arrays in non-price
+   strings in arrays, integers past 2**53, duplicate keys (also inside a
+   batch's series), NaN literals, invalid JSON, a top-level array, nested
+   objects other than a batch's series and params, arrays or objects in
+   params, a series element that is not an object, arrays in non-price
    fields, '[' inside a string.
 4. Through protocol.handle: replies and error replies are the same bytes
-   whichever path ran (the fast path switched off for comparison).
+   whichever path ran (the fast path switched off for comparison), single
+   requests and batches alike.
+5. A batch: its series' arrays as float64, everything else as orjson reads it.
 """
 from __future__ import annotations
 
@@ -69,8 +73,11 @@ def test_2_common_request() -> None:
     b'{"prices":[1.5,[2]]}', b'{"prices":[[1.5,2.5]]}', b'{"prices":[1.5,true]}', b'{"prices":[1.5,null]}',
     b'{"prices":[1.5,"2"]}', b'{"prices":[1,9007199254740993]}', b'{"prices":[-9007199254740993,1]}',
     b'{"prices":[1],"prices":[2]}', b'{"prices":[NaN]}', b'{"prices":[1.0]', b'[1,2]', b'"x"',
-    b'{"action":"batch","series":[{"prices":[1.0]}]}', b'{"params":{"timeperiod":5},"prices":[1.0]}',
-    b'{"period":[5],"prices":[1.0]}', b'{"symbol":"A[1]","prices":[1.0]}', b'{"prices":[1e400]}',
+    b'{"action":"batch","series":[{"prices":[1.0]},[1.0]]}', b'{"action":"batch","series":[{"prices":[[1.0]]}]}',
+    b'{"action":"batch","series":[{"prices":[1.0],"prices":[2.0]}]}', b'{"series":[{"series":[{"prices":[1]}]}]}',
+    b'{"series":[{"symbol":"[x","prices":[1.0]}]}', b'{"series":[{"prices":[1.0]}],"series":[]}',
+    b'{"params":{"timeperiod":[5]},"prices":[1.0]}', b'{"params":{"a":{"b":1}}}', b'{"other":{"a":1}}',
+    b'{"series":[{"prices":[1.0],"volume":{"a":1}}]}', b'{"period":[5],"prices":[1.0]}', b'{"symbol":"A[1]","prices":[1.0]}', b'{"prices":[1e400]}',
     b'{"symbol":"\\ud800","prices":[1.0]}', b'\xff\xfe',
 ])
 def test_3_steps_aside(body: bytes) -> None:
@@ -85,6 +92,18 @@ def test_3_steps_aside(body: bytes) -> None:
     {"action": "compute_sma", "prices": [1.0, 2.0], "period": 20},
     {"action": "compute_sma", "prices": [1.0, 2.0, 3.0], "period": 2, "extra": 1},
     {"action": "compute_sma", "prices": [1.0, 2.0, 3.0], "period": "2"},
+    {"action": "compute_sma", "prices": [1.0, 2.0, 3.0], "params": {"period": 2}},
+    {"action": "batch", "indicator": "rsi", "params": {"timeperiod": 5}, "id": "b1",
+     "series": [{"symbol": f"S{k}", "prices": [100.0 + (k * j) % 7 for j in range(60)]} for k in range(5)]},
+    {"action": "batch", "indicator": "atr", "series": [
+        {"symbol": "A", "high": [2.0, 3.0, 4.0, 5.0], "low": [1.0, 1.5, 2.0, 2.5], "close": [1.5, 2.5, 3.0, 4.0]},
+        {"high": [2.0, 3.0], "low": [1.0, 1.5], "close": [1.5, 2.5]}], "params": {"timeperiod": 2}},
+    {"action": "batch", "indicator": "sma", "series": [{"prices": [1.0, 2.0]}, {"prices": []}]},
+    {"action": "batch", "indicator": "sma", "series": [{"prices": [1.0, 2.0]}, {"symbol": 5, "prices": [3.0]}]},
+    {"action": "batch", "indicator": "sma", "series": [{"prices": [1.0, 2.0, 3.0], "extra": 1}]},
+    {"action": "batch", "indicator": "sma", "series": [], "params": {}},
+    {"action": "batch", "indicator": "sma", "series": [{"prices": [1.0, 2.0, 3.0]}], "params": {"nope": 1}},
+    {"action": "batch", "indicator": "nope", "series": [{"prices": [1.0]}]},
 ])
 def test_4_same_reply_either_way(request_body: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     body = orjson.dumps(request_body)
@@ -93,3 +112,17 @@ def test_4_same_reply_either_way(request_body: dict, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(fast_json, "loads", lambda body: None)
     slow, _ = protocol.handle(body)
     assert fast == slow
+
+
+def test_5_batch() -> None:
+    rng = np.random.default_rng(6)
+    series = [{"symbol": f"S{k}", "prices": 50.0 + np.cumsum(rng.normal(0.0, 1.0, 200))} for k in range(20)]
+    body = orjson.dumps({"action": "batch", "indicator": "ema", "params": {"timeperiod": 10}, "series": series},
+                        option=orjson.OPT_SERIALIZE_NUMPY)
+    read = fast_json.loads(body)
+    expected = orjson.loads(body)
+    assert read is not None and read["params"] == {"timeperiod": 10} and read["indicator"] == "ema"
+    assert [item["symbol"] for item in read["series"]] == [item["symbol"] for item in expected["series"]]
+    for ours, theirs in zip(read["series"], expected["series"]):
+        assert ours["prices"].dtype == np.float64
+        assert ours["prices"].tobytes() == np.array(theirs["prices"], dtype=np.float64).tobytes()
