@@ -65,6 +65,13 @@ MAX_BACKOFF_SECONDS = 5.0
 # loop pass, busy with hundreds of client reads, took longer than a worker
 # needed to fill that, and the worker then sat blocked in sendmsg.
 LINK_BUFFER_BYTES = 4 << 20
+# glibc malloc in the workers (unless GLIBC_TUNABLES is set already): blocks
+# up to 16 MiB come from the heap rather than from mmap, and the heap keeps
+# up to 64 MiB of freed memory instead of handing it back. A request's
+# buffers (a parsed body, outputs, the reply) are mostly above glibc's
+# default 128 KiB mmap threshold, so each one was a fresh mapping whose
+# pages faulted in on first write, and freed ones went straight back.
+WORKER_MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=67108864"
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -317,6 +324,7 @@ class Arbiter:
         # Thread pools sized to one before the worker's interpreter starts:
         # numpy's BLAS reads these once, when it loads.
         env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}, metrics.METRICS_ID_ENV: metrics_id}
+        env.setdefault("GLIBC_TUNABLES", WORKER_MALLOC_TUNABLES)
         try:
             pid = os.posix_spawn(sys.executable, argv, env, setsigmask=())
             reader = arena.ReplyRingReader(arena_fd, size) if size else None
