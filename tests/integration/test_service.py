@@ -7,7 +7,8 @@
    mojo_pool code) gets the same replies.
 3. 1,000 frames pipelined on one connection come back in request order.
 4. A batch of 500 symbols equals 500 single calls; binary mode equals JSON.
-5. Each worker is pinned to its own CPU (read from the kernel).
+5. Each worker is pinned to its own CPU (read from the kernel), with one
+   BLAS thread and the pool's glibc malloc settings in its environment.
 6. Errors over the wire get typed replies and the connection keeps working;
    a frame over the size limit gets FrameTooLarge and the connection closes.
 7. The asyncio client: 200 concurrent calls on one connection.
@@ -28,6 +29,7 @@ import numpy as np
 import pytest
 
 from mojo_pool import indicators
+from mojo_pool.arbiter import WORKER_MALLOC_TUNABLES
 from mojo_pool.client import AsyncClient, Client, InvalidRequest
 from service import Service, value
 
@@ -154,6 +156,10 @@ def test_5_workers_pinned_to_distinct_cpus(service):
     for worker in workers:  # one BLAS/OpenMP thread, set before numpy loaded
         environ = open(f"/proc/{worker['pid']}/environ", "rb").read().split(b"\0")
         assert b"OMP_NUM_THREADS=1" in environ and b"OPENBLAS_NUM_THREADS=1" in environ
+        # glibc cuts the variable at its first ':' in place while parsing it, so
+        # the process's environ shows the first tunable (or the caller's own).
+        expected = os.environ.get("GLIBC_TUNABLES", WORKER_MALLOC_TUNABLES).split(":")[0].encode()
+        assert any(entry.startswith(b"GLIBC_TUNABLES=" + expected) for entry in environ), environ
 
 
 BAD_REQUESTS = [
