@@ -93,6 +93,7 @@ class Arbiter:
         self.config = config
         self.metrics_dir = metrics_dir
         self.cpus = sorted(os.sched_getaffinity(0))
+        self.worker_nice = os.getpriority(os.PRIO_PROCESS, 0)  # the workers keep what the service started with
         self.slots: list[Slot] = []
         self.children: dict[int, tuple[Slot, WorkerLink]] = {}
         self.metrics_ids: set[str] = set()
@@ -135,6 +136,7 @@ class Arbiter:
         host, port = self.exporter.address
         scheme = "https" if self.config.metrics_certfile else "http"
         say(f"listening on {', '.join(self.addresses)}; metrics on {scheme}://{host}:{port}/metrics")
+        self.raise_priority()
         for index in range(self.config.worker_count()):
             self.slots.append(Slot(index, self.cpus[index % len(self.cpus)]))
         for slot in self.slots:
@@ -186,6 +188,22 @@ class Arbiter:
                 say(f"drain timeout ({self.config.drain_timeout:g} s) reached with "
                     f"{self.dispatcher.outstanding()} requests unanswered; stopping")
                 self.finish(0)
+
+    def raise_priority(self) -> None:
+        """``--supervisor-priority``: the supervisor runs that many nice levels
+        above the workers. On 2 shared cores under 2x overload (the Busy
+        probe of benchmarks/soak.py), 5 levels brought the refusal's p50 from
+        5.3-5.9 ms to 1.6-1.8 ms and the served rate from 16,500 to 14,700-
+        15,000 req/s; at 80% of peak it did not lower the p99."""
+        levels = self.config.supervisor_priority
+        if not levels:
+            return
+        target = max(-20, self.worker_nice - levels)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, target)
+        except PermissionError:
+            say(f"warning: --supervisor-priority {levels}: nice {target} not permitted (needs CAP_SYS_NICE); "
+                f"the supervisor stays at nice {self.worker_nice}")
 
     def finish(self, code: int) -> None:
         if self.done is not None and not self.done.done():
@@ -314,7 +332,7 @@ class Arbiter:
         metrics_id = self.free_metrics_id(slot.index)
         argv = [sys.executable, "-m", "mojo_pool.worker", "--fd", str(child.fileno()), "--slot", str(slot.index),
                 "--cpu", str(slot.cpu), "--speedup-interval", str(self.config.speedup_interval),
-                "--request-metrics", "on" if self.config.request_metrics else "off"]
+                "--request-metrics", "on" if self.config.request_metrics else "off", "--nice", str(self.worker_nice)]
         size = self.config.reply_arena_bytes
         arena_fd = arena.create(size) if size else -1
         if size:

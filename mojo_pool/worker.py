@@ -284,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin to")
     parser.add_argument("--speedup-interval", type=float, default=300.0)
     parser.add_argument("--request-metrics", choices=("on", "off"), default="on")
+    parser.add_argument("--nice", type=int, default=None,
+                        help="the niceness to run at (the supervisor may run above it; see --supervisor-priority)")
     parser.add_argument("--reply-ring", type=int, nargs=2, metavar=("FD", "BYTES"),
                         help="this worker's reply ring: a memfd and its size (see mojo_pool.arena)")
     parser.add_argument("--request-ring", type=int, nargs=2, metavar=("FD", "BYTES"),
@@ -298,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, signal.SIG_IGN)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
+    if args.nice is not None and os.getpriority(os.PRIO_PROCESS, 0) != args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # back down from the supervisor's (always permitted)
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
     try:

@@ -15,6 +15,8 @@
 8. /health and /ready describe the pool; metrics after a known run count
    exactly what was sent.
 9. The speed-up gauge is measured again on --speedup-interval.
+10. --supervisor-priority: the supervisor runs that many nice levels above
+    the workers, which keep the niceness the service started with.
 """
 from __future__ import annotations
 
@@ -261,4 +263,16 @@ def test_9_speedup_is_measured_again_on_its_interval():
             time.sleep(0.4)
         assert len(seen) >= 3 and min(seen) > 10
         with Client(fresh.socket) as client:  # and it kept serving
+            assert client.ping()
+
+
+def test_10_supervisor_priority():
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    if os.geteuid() != 0:
+        pytest.skip("raising a process's priority needs CAP_SYS_NICE (root); CI runs as root")
+    with Service("--supervisor-priority", "3", workers=2) as service:
+        assert os.getpriority(os.PRIO_PROCESS, service.pid) == max(-20, base - 3)
+        pids = service.wait_workers(2)
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in pids] == [base, base]
+        with Client(service.socket) as client:
             assert client.ping()
