@@ -188,41 +188,6 @@ def run_lanes(indicator: Indicator, series: Sequence[np.ndarray], params: Mappin
         out[...] = result.T
 
 
-def compute_plain(indicator: Indicator, inputs: tuple, values: tuple) -> list[np.ndarray] | None:
-    """The common call, taken in one step: 1-D float64 contiguous inputs of one
-    length starting with a defined value, parameters of their exact type
-    inside their range (passed in order), a series longer than the lookback.
-    None when anything else holds; :func:`compute` then does the full checks.
-
-    Why a second path: the general one costs ~2.5 us a call in checks and
-    dispatch, which is 15% of MOM over 10^5 points (a memory-bound kernel
-    taking ~15 us) and most of any indicator over 2,000 points.
-    """
-    n = -1
-    for array in inputs:
-        if type(array) is not np.ndarray or array.dtype is not FLOAT64 or array.ndim != 1 \
-                or not array.flags.c_contiguous:
-            return None
-        size = array.shape[0]
-        if size != n:
-            if n >= 0 or size == 0:
-                return None
-            n = size
-        first = array.item(0)
-        if first != first:  # leading NaN: the general path skips it as TA-Lib does
-            return None
-    for param, value in zip(indicator.params, values):
-        if type(value) is not param.kind or not param.minimum <= value <= param.maximum \
-                or param.choices is not None and value not in param.choices:
-            return None
-    if n <= indicator.lookback(*values):
-        return None
-    kernel = _kernels.get((indicator.name, _backend)) or kernel_for(indicator, backend())
-    outs = [np.empty(n) for _ in indicator.outputs]
-    kernel(*inputs, *values, *outs)
-    return outs
-
-
 def compute(indicator: Indicator, arrays: Sequence[object], params: Mapping[str, object] | None = None,
             backend_name: str | None = None, time_major: bool = False) -> Outputs:
     """Every output of ``indicator`` over ``arrays``, in TA-Lib's order.

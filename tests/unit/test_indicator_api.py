@@ -10,7 +10,9 @@
 5. The backend in use is reported.
 6. The one-step path for plain calls (1-D float64 inputs, parameters of
    their exact type) gives the same arrays as the fully checked path for
-   every indicator, and anything else is left to the checked path.
+   every indicator, and anything else (other dtypes, lists, strided views,
+   a leading NaN, empty inputs, numpy scalars as parameters, parameters out
+   of range, unequal lengths) is left to the checked path.
 7. A registry entry whose lookback names its parameters differently (or in
    another order) is refused: the one-step path calls it by position.
 """
@@ -89,33 +91,49 @@ def test_5_backend_is_reported() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_6_one_step_path_matches_checked_path(name: str) -> None:
+def test_6_one_step_path_matches_checked_path(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     indicator = REGISTRY[name]
+    function = getattr(indicators, name)
+    checked_calls: list[tuple] = []
+
+    def checked(*args: object) -> object:
+        checked_calls.append(args)
+        return api.compute(*args)  # type: ignore[arg-type]
+
+    # The function's globals are the namespace it was compiled in.
+    monkeypatch.setitem(function.__globals__, "_compute", checked)
     rng = np.random.default_rng(6)
     close = 100.0 + np.cumsum(rng.normal(0.0, 1.0, 300))
     columns = {"real": close, "open": close + 0.1, "high": close + 1.0, "low": close - 1.0, "close": close,
                "volume": rng.uniform(1e3, 1e4, 300)}
     inputs = tuple(columns[input_name] for input_name in indicator.inputs)
     values = tuple(p.default for p in indicator.params)
-    plain = api.compute_plain(indicator, inputs, values)
-    assert plain is not None
-    checked = api.compute(indicator, inputs, indicator.defaults())
-    assert len(plain) == len(checked) == len(indicator.outputs)
-    for mine, reference in zip(plain, checked):
-        np.testing.assert_array_equal(mine, reference)
-    # What the one-step path leaves to the checked one.
+    plain = function(*inputs, *values)
+    assert checked_calls == []
+    reference = api.compute(indicator, inputs, indicator.defaults())
+    for mine, theirs in zip(plain if isinstance(plain, tuple) else (plain,), reference):
+        np.testing.assert_array_equal(mine, theirs)
+    # What the one-step path leaves to the checked one (which converts or refuses).
     first = indicator.params[0] if indicator.params else None
     others = inputs[1:]
-    assert api.compute_plain(indicator, (inputs[0].astype(np.float32),) + others, values) is None
-    assert api.compute_plain(indicator, (list(inputs[0]),) + others, values) is None
-    assert api.compute_plain(indicator, (np.repeat(inputs[0], 2)[::2],) + others, values) is None
     leading_nan = inputs[0].copy()
     leading_nan[0] = np.nan
-    assert api.compute_plain(indicator, (leading_nan,) + others, values) is None
+    unusual = [((inputs[0].astype(np.float32),) + others, values), ((list(inputs[0]),) + others, values),
+               ((np.repeat(inputs[0], 2)[::2],) + others, values), ((leading_nan,) + others, values),
+               ((inputs[0][:0],) + tuple(array[:0] for array in others), values)]
     if first is not None:
-        assert api.compute_plain(indicator, inputs, (np.int64(first.default) if first.kind is int
-                                                     else np.float64(first.default),) + values[1:]) is None
-        assert api.compute_plain(indicator, inputs, (first.kind(abs(first.maximum) * 2 + 1),) + values[1:]) is None
+        unusual.append((inputs, (np.int64(first.default) if first.kind is int else np.float64(first.default),)
+                        + values[1:]))
+    for arrays, params in unusual:
+        checked_calls.clear()
+        function(*arrays, *params)
+        assert len(checked_calls) == 1
+    if first is not None:
+        with pytest.raises(ValueError):
+            function(*inputs, first.kind(abs(first.maximum) * 2 + 1), *values[1:])
+        if len(indicator.inputs) > 1:
+            with pytest.raises(ValueError):
+                function(*inputs[:-1], inputs[-1][1:], *values)
 
 
 def test_7_lookback_must_name_the_parameters_in_order() -> None:
