@@ -193,8 +193,9 @@ class Arbiter:
         """``--supervisor-priority``: the supervisor runs that many nice levels
         above the workers. On 2 shared cores under 2x overload (the Busy
         probe of benchmarks/soak.py), 5 levels brought the refusal's p50 from
-        5.3-5.9 ms to 1.6-1.8 ms and the served rate from 16,500 to 14,700-
-        15,000 req/s; at 80% of peak it did not lower the p99."""
+        5.7-5.8 ms to 1.4-1.8 ms, and the requests served from 16,300-16,600
+        to 15,000-15,200 a second (11,100 against 16,600 in soak.py); at 80%
+        of peak it did not lower the p99. Off by default for that cost."""
         levels = self.config.supervisor_priority
         if not levels:
             return

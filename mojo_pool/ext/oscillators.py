@@ -283,11 +283,12 @@ def willr(high, low, close, timeperiod, out):
     Lookback timeperiod - 1. The window passes of range_position_into give
     the window extremes; a series with NaN (whose rules those passes do not
     follow) and periods past WILLR_PASSES_PERIOD_MAX take them block-wise
-    (see the module docstring): the window ending at t spans the suffix of one block and the
-    prefix of the next, so extreme = the better of suffix[t - p + 1] and
-    prefix[t]; when it is exactly one block both runs cover it, and the
-    suffix is kept unless the prefix is strictly better. The suffixes of the
-    current and the previous block live in the two halves of a 2p buffer.
+    (see the module docstring): the window ending at t spans the suffix of
+    one block and the prefix of the next, so extreme = the better of
+    suffix[t - p + 1] and prefix[t]; when it is exactly one block both runs
+    cover it, and the suffix is kept unless the prefix is strictly better.
+    The suffixes of the current and the previous block live in the two
+    halves of a 2p buffer.
     """
     n = close.shape[0]
     p = timeperiod
