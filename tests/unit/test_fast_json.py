@@ -16,6 +16,8 @@
    whichever path ran (the fast path switched off for comparison), single
    requests and batches alike.
 5. A batch: its series' arrays as float64, everything else as orjson reads it.
+6. Random batches (numbers of every kind, integers past 2**53, odd symbols
+   and parameters): the same reply bytes whichever path ran.
 """
 from __future__ import annotations
 
@@ -126,3 +128,26 @@ def test_5_batch() -> None:
     for ours, theirs in zip(read["series"], expected["series"]):
         assert ours["prices"].dtype == np.float64
         assert ours["prices"].tobytes() == np.array(theirs["prices"], dtype=np.float64).tobytes()
+
+
+NUMBERS = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64),
+                    st.integers(min_value=-(2**60), max_value=2**60))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"prices": st.lists(NUMBERS, max_size=40)},
+                                      optional={"symbol": st.one_of(st.text(max_size=8), st.integers(-(2**63), 2**63 - 1))}),
+                min_size=0, max_size=6),
+       st.sampled_from(["sma", "ema", "rsi", "mom"]),
+       st.dictionaries(st.sampled_from(["timeperiod", "period", "other"]),
+                       st.one_of(st.integers(-3, 50), st.floats(allow_nan=False), st.text(max_size=3)), max_size=2))
+def test_6_random_batches_same_reply_either_way(series: list[dict], indicator: str, params: dict) -> None:
+    body = orjson.dumps({"action": "batch", "indicator": indicator, "params": params, "series": series})
+    fast, _ = protocol.handle(body)
+    original = fast_json.loads
+    try:
+        fast_json.loads = lambda body: None  # type: ignore[assignment]
+        slow, _ = protocol.handle(body)
+    finally:
+        fast_json.loads = original  # type: ignore[assignment]
+    assert fast == slow
