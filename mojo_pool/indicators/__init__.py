@@ -46,11 +46,12 @@ def _make_function(indicator: Indicator) -> Callable[..., Any]:
     names = [p.name for p in indicator.params]
     arguments = ", ".join(inputs + [f"{name}=_defaults[{name!r}]" for name in names])
     first = inputs[0]
-    tests = [f"type({first}) is _ndarray", f"{first}.dtype is _float64", f"{first}.ndim == 1",
-             f"{first}.flags.c_contiguous"]
-    for name in inputs[1:]:
+    tests = []
+    for name in inputs:
         tests += [f"type({name}) is _ndarray", f"{name}.dtype is _float64", f"{name}.ndim == 1",
-                  f"{name}.flags.c_contiguous", f"{name}.shape[0] == {first}.shape[0]"]
+                  f"{name}.flags.c_contiguous"]
+        if name != first:
+            tests.append(f"{name}.shape[0] == {first}.shape[0]")
     for index, param in enumerate(indicator.params):
         tests.append(f"type({param.name}) is _kinds[{index}]")
         tests.append(f"{param.name} in _choices[{index}]" if param.choices is not None
