@@ -530,8 +530,9 @@ def cci(high, low, close, timeperiod, out):
             prev[j] = cur[j]
 
 
-# Bars per segment of ultosc's window sums (six buffers of this many stay in L2).
-ULTOSC_SEGMENT = 8192
+# Bars per segment of ultosc's window sums (six buffers of this many, and the
+# next segment's inputs read ahead, stay in L2).
+ULTOSC_SEGMENT = 2048
 
 
 #pythran export ultosc(float64[:], float64[:], float64[:], int, int, int, float64[:])
@@ -557,6 +558,13 @@ def ultosc(high, low, close, timeperiod1, timeperiod2, timeperiod3, out):
     1.14x and 0.76x; sums per segment 1.10x and 0.88x; terms and sums per
     segment: see the commit. Each segment recomputes the terms of the p3 - 1
     bars before it (its windows trim them).
+
+    At 10^6 bars the inputs stream from memory, and the terms loop waited
+    for them while the sums loop left memory idle. So the sums loop also
+    reads one bar in eight of the next segment's inputs (as ``ad`` does);
+    those reads hang off no chain. Against TA-Lib at 10^6 bars, six
+    interleaved rounds in one process: 0.95-0.96x without them, 1.03-1.07x
+    with them and 2,048-bar segments (1.00-1.06x with 8,192).
     """
     n = close.shape[0]
     p1 = timeperiod1
@@ -581,6 +589,7 @@ def ultosc(high, low, close, timeperiod1, timeperiod2, timeperiod3, out):
     moving1 = 0
     moving2 = 0
     moving3 = 0
+    touched = 0.0
     # Per segment, the terms of bars s0 - p3 + 1 .. s0 + count - 1 (from the
     # oldest bar any window trims), index k for bar s0 - p3 + 1 + k.
     pressure = np.empty(ULTOSC_SEGMENT + p3)
@@ -631,7 +640,16 @@ def ultosc(high, low, close, timeperiod1, timeperiod2, timeperiod3, out):
         b_out2 = ranges[p3 - p2:]
         a_out3 = pressure[0:]
         b_out3 = ranges[0:]
+        # The next segment's first bars, read one in eight (one per cache
+        # line) while the sums run: see the docstring.
+        following = min(s0 + ULTOSC_SEGMENT - p3 + 1, n)
+        ahead = min(count, n - following)
+        h_next = high[following:]
+        l_next = low[following:]
+        c_next = close[following:]
         for j in range(count):
+            if j % 8 == 0 and j < ahead:
+                touched += h_next[j] + l_next[j] + c_next[j]
             a = a_in[j]
             b = b_in[j]
             m = 1 if b != 0.0 else 0
@@ -685,3 +703,7 @@ def ultosc(high, low, close, timeperiod1, timeperiod2, timeperiod3, out):
             total += t2 if y > 0.0 else 0.0
             total += t3 if z > 0.0 else 0.0
             dest[j] = 100.0 * (total / 7.0)
+    if touched == 1.2345e-300:
+        # Never true on market data, and harmless if it is (the value is
+        # unchanged). It keeps the read-ahead sums alive.
+        out[p3] = out[p3] + 0.0
