@@ -1,11 +1,14 @@
 """Kernel benchmark: mojo_pool vs TA-Lib vs plain NumPy, measured side by side.
 
-For every registry indicator and each series length, the implementations
-are timed in one process, interleaved (A B C, B C A, C A B, ...: the order
-rotates so none always follows the same one) so that a noisy neighbour
-slows all of them alike, and the median of the repeats is kept.
-The figure that matters is the ratio in the same run, not the absolute time:
-this machine is shared.
+For every registry indicator and each series length, mojo_pool and TA-Lib
+are timed in one process, interleaved (A B, B A, ...: the order alternates
+so neither always follows the other) so that a noisy neighbour slows both
+alike, and the median of the repeats is kept. The NumPy baseline is timed
+the same way right after, on its own: interleaved with the other two it
+left them cold memory (it frees tens of megabytes of temporaries per call)
+in proportion to how often each ran right after it, which the rotation did
+not even out. The figure that matters is the ratio in the same run, not
+the absolute time: this machine is shared.
 
 Batch mode times 512 series x 2,000 bars as one 2-D call against TA-Lib
 called once per series in a Python loop.
@@ -127,10 +130,7 @@ def measure(calls: dict[str, Call], repeats: int, budget: float) -> dict[str, fl
     names = list(calls)
     for repeat in range(repeats):
         # The order rotates each repeat, so that no implementation always runs
-        # right after the same other one: after a NumPy baseline frees its
-        # large temporaries, the next call pays for memory going cold
-        # (measured: AD over 10^6 bars, 921 us alone, 1,058 us right after
-        # NumPy's version; TA-Lib unchanged in the slot after it).
+        # right after the same other one.
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
             call = calls[name]
@@ -154,9 +154,14 @@ def single_series(names: list[str], sizes: list[int], repeats: int, budget: floa
             if hasattr(talib, name.upper()):
                 reference = getattr(talib, name.upper())
                 calls["talib"] = lambda f=reference, a=inputs: f(*a)
-            if name in baselines:
-                calls["numpy"] = baselines[name]
             times = measure(calls, repeats, budget)
+            if name in baselines:
+                # Timed apart: after a NumPy baseline frees its large
+                # temporaries, the next call pays for memory going cold, and
+                # with three rotating, mojo_pool followed NumPy in 4 of 7
+                # repeats and TA-Lib in 2 (AD over 10^6 bars: 0.86-0.91x
+                # TA-Lib that way, 1.19-1.25x timed apart, 1.26-1.29x alone).
+                times.update(measure({"numpy": baselines[name]}, repeats, budget))
             row = {"indicator": name, "n": n, "seconds": times,
                    "points_per_second": {k: n / t for k, t in times.items()}}
             if "talib" in times:
