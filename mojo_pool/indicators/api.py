@@ -143,8 +143,8 @@ def run_rows(indicator: Indicator, series: Sequence[np.ndarray], params: Mapping
     Rows that start with NaN (a symbol listed later than the others) need
     their own start index and take the full single-series path. An
     indicator with a batch kernel (``indicator.rows``) runs all rows through
-    it in one call instead: RSI through time-major tiles (16 series in the
-    SIMD lanes: its single kernel waits on its chain and its division), EMA
+    it in one call instead: RSI 16 rows at a time in the SIMD lanes (its
+    single kernel waits on its chain and its division), EMA
     through the single kernel in a compiled row loop.
     """
     kernel = kernel_for(indicator, backend_name)
@@ -152,7 +152,7 @@ def run_rows(indicator: Indicator, series: Sequence[np.ndarray], params: Mapping
     clean = clean_rows(series).tolist() if rows and n > lookback else [False] * rows
     values = tuple(params.values())
     if indicator.rows is not None and any(clean):
-        # Every row through the tiles; the few that start with NaN again below.
+        # Every row through the batch kernel; the few that start with NaN again below.
         module, name = indicator.rows.split(".")
         getattr(ext.load(module, backend_name), name)(*series, *values, *outs)
         for row in (k for k, ok in enumerate(clean) if not ok):

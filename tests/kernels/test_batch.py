@@ -1,6 +1,6 @@
 """2-D input: rows are series, computed in one call, equal to one call per row.
 
-1. 70 series with default parameters (row-tiled kernels: four full groups
+1. 70 series with default parameters (row-grouped kernels: four full groups
    of 16 and a part group): each row of the batch result equals the
    single-series result for that row (NaN positions identical, values to
    1e-12 relative: the across-series kernels run the same arithmetic).
