@@ -50,10 +50,21 @@ def fill_nan(out, stop):
 def sma_into(x, start, period, out):
     """Simple moving average of x[start:]; lookback period - 1.
 
-    The window sum moves by d[i] = x[i] - x[i - period]. Summed one bar at a
-    time that is a chain of dependent additions, one add latency per bar;
-    here each group of four bars adds its prefix sums of d (computed off the
-    chain) to the previous sum, so the chain advances four bars per add.
+    The average itself is carried, not the window sum: each bar moves it by
+    d[i] / period, d[i] = x[i] - x[i - period]. Each group of eight bars
+    adds the prefix sums of its d (computed off the chain) to the average
+    at the group's start, one FMA an output, and the last of them is the
+    next group's start, so the chain advances eight bars per FMA.
+
+    Against the window-sum form (total + prefix, then times 1/period: 6.75
+    instructions a bar, bound by the floating-point adders), 1.12x: 3.45-3.50x
+    TA-Lib at 10^5 and 10^6 bars against 3.03-3.14x (scratch builds in one
+    process; sixteen bars a group no faster). Outputs move from TA-Lib's by
+    rounding that adds up along the series, ~1e-14 relative at 10^5 bars
+    and ~4e-13 at 10^6. Where the input repeats itself for a whole window
+    (a flat %K under a STOCH's slow line, say), d is exactly 0, so the
+    outputs are exactly equal from that bar on, as TA-Lib's are: KAMA over
+    them sees no noise there.
     """
     n = x.shape[0]
     first = start + period - 1
@@ -64,7 +75,8 @@ def sma_into(x, start, period, out):
     for i in range(start, first + 1):
         total += x[i]
     inv = 1.0 / period
-    out[first] = total * inv
+    avg = total * inv
+    out[first] = avg
     # Bars entering and leaving the window as two aligned views: indexing
     # x[i - period] directly makes Pythran guard every access against a
     # negative index, which halves the speed of this loop (measured).
@@ -73,20 +85,28 @@ def sma_into(x, start, period, out):
     dest = out[first + 1:]
     m = n - first - 1
     j = 0
-    while j + 3 < m:
-        d0 = entering[j] - leaving[j]
-        d01 = d0 + (entering[j + 1] - leaving[j + 1])
-        d012 = d01 + (entering[j + 2] - leaving[j + 2])
-        d0123 = d012 + (entering[j + 3] - leaving[j + 3])
-        dest[j] = (total + d0) * inv
-        dest[j + 1] = (total + d01) * inv
-        dest[j + 2] = (total + d012) * inv
-        total = total + d0123
-        dest[j + 3] = total * inv
-        j += 4
+    while j + 7 < m:
+        p0 = entering[j] - leaving[j]
+        p1 = p0 + (entering[j + 1] - leaving[j + 1])
+        p2 = p1 + (entering[j + 2] - leaving[j + 2])
+        p3 = p2 + (entering[j + 3] - leaving[j + 3])
+        p4 = p3 + (entering[j + 4] - leaving[j + 4])
+        p5 = p4 + (entering[j + 5] - leaving[j + 5])
+        p6 = p5 + (entering[j + 6] - leaving[j + 6])
+        p7 = p6 + (entering[j + 7] - leaving[j + 7])
+        dest[j] = p0 * inv + avg
+        dest[j + 1] = p1 * inv + avg
+        dest[j + 2] = p2 * inv + avg
+        dest[j + 3] = p3 * inv + avg
+        dest[j + 4] = p4 * inv + avg
+        dest[j + 5] = p5 * inv + avg
+        dest[j + 6] = p6 * inv + avg
+        avg = p7 * inv + avg
+        dest[j + 7] = avg
+        j += 8
     while j < m:
-        total += entering[j] - leaving[j]
-        dest[j] = total * inv
+        avg = (entering[j] - leaving[j]) * inv + avg
+        dest[j] = avg
         j += 1
 
 
