@@ -14,10 +14,10 @@ here; each is noted where it is reproduced:
   newest of equal extremes wins. A NaN that starts a rescan sticks until it
   leaves the window; elsewhere NaN never wins a comparison.
 * Where the highs and lows hold no NaN and the period is at most
-  ``EXTREMES_BLOCK``, the stochastics' %K (and WILLR on mid-sized series
-  and short periods) take the window extremes from doubling passes instead
-  (``window_extremes_into``): the values are the same, and the passes run
-  in SIMD lanes without price-dependent branches.
+  ``EXTREMES_BLOCK``, the stochastics' %K and WILLR take the window
+  extremes from doubling passes instead (``overlap.window_extremes_into``,
+  shared with MIDPOINT): the values are the same, and the passes run in
+  SIMD lanes without price-dependent branches.
 * WILLR otherwise takes its extremes block-wise (van Herk / Gil-Werman:
   prefix extremes from each block start, suffix extremes from each block end,
   blocks of ``timeperiod`` bars from the first bar), O(1) a bar whatever the
@@ -33,75 +33,8 @@ here; each is noted where it is reproduced:
 """
 import numpy as np
 
-from .overlap import fill_nan, ma_into, ma_lookback
+from .overlap import EXTREMES_BLOCK, fill_nan, ma_into, ma_lookback, window_extremes_into
 from .trend import _true_range
-
-
-# Outputs per block of the window-extreme passes (their buffers stay in L1).
-EXTREMES_BLOCK = 512
-
-
-def widen_extremes(ha, la, shift, count):
-    """ha[i] = max(ha[i], ha[i + shift]), la[i] = min(la[i], la[i + shift]) for i < count, in place.
-
-    In place is safe: going up, ha[i + shift] is read before its own turn.
-    """
-    hs = ha[shift:]
-    ls = la[shift:]
-    for i in range(count):
-        a = ha[i]
-        b = hs[i]
-        ha[i] = a if a > b else b
-        a = la[i]
-        b = ls[i]
-        la[i] = a if a < b else b
-
-
-def window_extremes_into(high, low, t0, m, period, ha, la):
-    """Highest high and lowest low of the windows ending at bars t0 .. t0 + m - 1, left in ha[:m], la[:m].
-
-    Window extremes double in width each pass (width 2w from two of width w,
-    w apart), then the period's window is the better of two overlapping ones
-    of the largest width w <= period: log2(period) + 1 passes over the block,
-    each a max / min in SIMD lanes, and no branch that depends on the prices
-    (the tracked extreme's comparisons mispredict on market data). Both
-    buffers hold m + period values. On NaN-free input the values are those
-    of the tracked extremes exactly (ties have equal values).
-
-    Returns how many NaN the block's highs and lows hold, counted in the
-    first pass (a separate pass over the whole series cost a tenth of
-    WILLR's time at 10^5 bars, a third at 10^6): with any, the caller falls
-    back to its tracked form, whose NaN rules these passes do not follow.
-    """
-    base = t0 - period + 1
-    count = m + period - 1
-    h0 = high[base:]
-    l0 = low[base:]
-    nan = 0
-    if period == 1:
-        for i in range(m):
-            a = h0[i]
-            b = l0[i]
-            ha[i] = a
-            la[i] = b
-            nan += (a != a) | (b != b)
-        return nan
-    h1 = high[base + 1:]
-    l1 = low[base + 1:]
-    for i in range(count - 1):
-        a = h0[i]
-        b = h1[i]
-        ha[i] = a if a > b else b
-        c = l0[i]
-        d = l1[i]
-        la[i] = c if c < d else d
-        nan += (a != a) | (b != b) | (c != c) | (d != d)
-    w = 2
-    while 2 * w <= period:
-        widen_extremes(ha, la, w, count - 2 * w + 1)
-        w *= 2
-    widen_extremes(ha, la, period - w, m)
-    return nan
 
 
 def range_position_into(high, low, close, first, period, willr, out):

@@ -436,9 +436,109 @@ def kama(real, timeperiod, out):
     kama_into(real, 0, timeperiod, out)
 
 
+# Outputs per block of the window-extreme passes (their buffers stay in L1).
+EXTREMES_BLOCK = 512
+
+
+def widen_extremes(ha, la, shift, count):
+    """ha[i] = max(ha[i], ha[i + shift]), la[i] = min(la[i], la[i + shift]) for i < count, in place.
+
+    In place is safe: going up, ha[i + shift] is read before its own turn.
+    """
+    hs = ha[shift:]
+    ls = la[shift:]
+    for i in range(count):
+        a = ha[i]
+        b = hs[i]
+        ha[i] = a if a > b else b
+        a = la[i]
+        b = ls[i]
+        la[i] = a if a < b else b
+
+
+def window_extremes_into(high, low, t0, m, period, ha, la):
+    """Highest high and lowest low of the windows ending at bars t0 .. t0 + m - 1, left in ha[:m], la[:m].
+
+    Window extremes double in width each pass (width 2w from two of width w,
+    w apart), then the period's window is the better of two overlapping ones
+    of the largest width w <= period: log2(period) + 1 passes over the block,
+    each a max / min in SIMD lanes, and no branch that depends on the prices
+    (the tracked extreme's comparisons mispredict on market data). Both
+    buffers hold m + period values. On NaN-free input the values are those
+    of the tracked extremes exactly (ties have equal values).
+
+    Returns how many NaN the block's highs and lows hold, counted in the
+    first pass (a separate pass over the whole series cost a tenth of
+    WILLR's time at 10^5 bars, a third at 10^6): with any, the caller falls
+    back to its tracked form, whose NaN rules these passes do not follow.
+    """
+    base = t0 - period + 1
+    count = m + period - 1
+    h0 = high[base:]
+    l0 = low[base:]
+    nan = 0
+    if period == 1:
+        for i in range(m):
+            a = h0[i]
+            b = l0[i]
+            ha[i] = a
+            la[i] = b
+            nan += (a != a) | (b != b)
+        return nan
+    h1 = high[base + 1:]
+    l1 = low[base + 1:]
+    for i in range(count - 1):
+        a = h0[i]
+        b = h1[i]
+        ha[i] = a if a > b else b
+        c = l0[i]
+        d = l1[i]
+        la[i] = c if c < d else d
+        nan += (a != a) | (b != b) | (c != c) | (d != d)
+    w = 2
+    while 2 * w <= period:
+        widen_extremes(ha, la, w, count - 2 * w + 1)
+        w *= 2
+    widen_extremes(ha, la, period - w, m)
+    return nan
+
+
+
 #pythran export midpoint(float64[:], int, float64[:])
 def midpoint(real, timeperiod, out):
     """(highest + lowest) / 2 over the window; lookback timeperiod - 1.
+
+    Block by block from window_extremes_into (the window passes %K and WILLR
+    use, in SIMD lanes) for periods up to EXTREMES_BLOCK; a series with NaN,
+    whose rules those passes do not follow, and longer periods take
+    ``midpoint_tracked``. Against TA-Lib, period 14 (kernels.py, two runs):
+    the passes 1.35-1.40x at 10^5 and 10^6 bars and 1.08-1.11x at 2,000;
+    the tracked form 0.91-1.11x and 0.82-0.98x, its speed moving by 15% with
+    where the compiler happened to place its loops (the same source built
+    beside another version of sma_into).
+    """
+    p = timeperiod
+    fill_nan(out, p - 1)
+    if p <= EXTREMES_BLOCK:
+        n = real.shape[0]
+        ha = np.empty(EXTREMES_BLOCK + p)
+        la = np.empty(EXTREMES_BLOCK + p)
+        done = True
+        for t0 in range(p - 1, n, EXTREMES_BLOCK):
+            m = min(EXTREMES_BLOCK, n - t0)
+            if window_extremes_into(real, real, t0, m, p, ha, la):
+                done = False
+                break
+            dest = out[t0:]
+            for j in range(m):
+                dest[j] = (ha[j] + la[j]) / 2.0
+        if done:
+            return
+    midpoint_tracked(real, p, out)
+
+
+def midpoint_tracked(real, timeperiod, out):
+    """MIDPOINT as TA-Lib's NaN rules have it, for any period.
 
     Van Herk / Gil-Werman: cut the series into blocks of ``timeperiod`` bars.
     A window ending inside block b+1 is a suffix of block b plus a prefix of
