@@ -16,11 +16,13 @@ Kernel contract, shared by every family module in ``mojo_pool.ext``:
   and leave ``out[:start + lookback]`` NaN; the families chain them (DEMA is an
   EMA of an EMA that starts where the first one became defined).
 
-Numerics: each recurrence keeps at most one multiplication on its dependency
-chain (``prev * (1 - k) + k * x`` instead of ``(x - prev) * k + prev``) so the
-compiler turns the step into a single FMA, and the hot ones advance several
-bars per step (see ``ema_seeded``); results differ from TA-Lib only in the
-last bits.
+Numerics: each recurrence keeps one multiplication on its dependency chain
+so that the step is a single FMA, and the hot ones advance several bars per
+step (see ``ema_seeded``); results differ from TA-Lib only in the last bits.
+Written ``prev * (1 - k) + k * x``, the step has two products and GCC may
+fuse the wrong one (it did in ``kama_into``), so the other term is made
+something that is not a plain product: an FMA result itself (``ema_seeded``'s
+bracket, ``x - (1 - k) * x`` in ``kama_into``).
 """
 import numpy as np
 
