@@ -100,17 +100,22 @@ def rsi_steps(src, first, m, width, gain, loss, period, dest, at):
     keep = (period - 1) * inv
     for j in range(m):
         for s in range(width):
-            d = src[first + j + 1, s] - src[first + j, s]
-            up = d if d > 0.0 else 0.0
-            down = up - d
-            g = gain[s] * keep + up * inv
-            lo = loss[s] * keep + down * inv
-            gain[s] = g
-            loss[s] = lo
-            # A select, not a branch, so the lanes stay in SIMD: 0 for a flat
-            # series and, as in TA-Lib, from an interior NaN on (NaN > 0 is false).
-            total = g + lo
-            dest[at + j, s] = 100.0 * g / total if total > 0.0 else 0.0
+            dest[at + j, s] = wilder_lane(src[first + j + 1, s] - src[first + j, s], gain, loss, s, keep, inv)
+
+
+def wilder_lane(d, gain, loss, s, keep, inv):
+    """One Wilder step of lane ``s`` for the change ``d``: the averages in
+    ``gain`` and ``loss`` move, and the RSI of the bar comes back."""
+    up = d if d > 0.0 else 0.0
+    down = up - d
+    g = gain[s] * keep + up * inv
+    lo = loss[s] * keep + down * inv
+    gain[s] = g
+    loss[s] = lo
+    # A select, not a branch, so the lanes stay in SIMD: 0 for a flat
+    # series and, as in TA-Lib, from an interior NaN on (NaN > 0 is false).
+    total = g + lo
+    return 100.0 * g / total if total > 0.0 else 0.0
 
 
 # Row-major batches (``x[s, t]``, one series per row, what callers usually
@@ -133,15 +138,7 @@ def rsi_steps_rows(x, first, stop, g0, width, gain, loss, period, out):
     keep = (period - 1) * inv
     for t in range(first, stop):
         for s in range(width):
-            d = x[g0 + s, t] - x[g0 + s, t - 1]
-            up = d if d > 0.0 else 0.0
-            down = up - d
-            g = gain[s] * keep + up * inv
-            lo = loss[s] * keep + down * inv
-            gain[s] = g
-            loss[s] = lo
-            total = g + lo
-            out[g0 + s, t] = 100.0 * g / total if total > 0.0 else 0.0
+            out[g0 + s, t] = wilder_lane(x[g0 + s, t] - x[g0 + s, t - 1], gain, loss, s, keep, inv)
 
 
 #pythran export rsi_rows(float64[:,:], int, float64[:,:])
