@@ -18,6 +18,11 @@
    is killed with SIGKILL mid-stream and respawned in its slot; across 20
    scrapes before, between and after, no counter ever decreases and no
    series appears twice in one scrape.
+7. A worker's tally, which adds to its cells in the mmap'd files in place,
+   leaves exactly what prometheus_client's own locked writes leave for the
+   same requests (successes, errors, a batch, an unknown action), also
+   after its files grew past their first mapping mid-run and after a second
+   process continued them in the same slot; and the counts are the ones sent.
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -204,3 +211,57 @@ def test_6_kill_and_respawn_never_decreases(tmp_path: Path, monkeypatch) -> None
             worker.kill()
             worker.wait()
         exporter.stop()
+
+
+TALLY = textwrap.dedent("""
+    import sys
+    from mojo_pool import metrics
+    from mojo_pool.tally import Tally
+
+    tally = Tally(direct=sys.argv[1] == "direct")
+    assert tally.direct == (sys.argv[1] == "direct")
+
+    def burst(offset):
+        for k in range(50):
+            t = offset + k * 1e-3
+            tally.request("compute_sma", None, "sma", 1000, 1, 2e-6 * k, t, t + 1e-5 * k, t + 3e-4)
+            tally.request("compute_rsi", None, "rsi", 500, 1, 1e-6, t, t, t + 0.02 * (k % 7))
+        for k in range(5):
+            tally.request("batch", None, "ema", 3000, 3 + k, 5e-5, offset, offset + 1e-4, offset + 2e-3)
+            tally.request("compute_sma", "InvalidParameter", "sma", 0, 0, 0.0, offset, offset, offset + 1e-5)
+            tally.request("compute_%d" % k, "UnknownAction", None, 0, 0, 0.0, offset, offset + 2e-5, offset)
+        tally.flush()
+
+    burst(100.0)
+    # Over 64 KiB of new keys: the counter and histogram files get new,
+    # larger mappings after the tally's cells were found.
+    for k in range(400):
+        metrics.REQUESTS.labels("grow%03d" % k, "success").inc(0)
+        metrics.REQUEST_DURATION.labels("grow%03d" % k).observe(0)
+    burst(200.0)
+""")
+
+
+def test_7_tally_direct_writes_match_locked_writes(tmp_path: Path) -> None:
+    results = []
+    for mode in ("direct", "locked"):
+        directory = tmp_path / mode
+        directory.mkdir()
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory), "MOJO_POOL_METRICS_ID": "w0"}
+        for _ in range(2):  # the second process continues the slot's files
+            subprocess.run([sys.executable, "-c", TALLY, mode], env=env, check=True, timeout=120)
+        assert (directory / "counter_w0.db").stat().st_size > 1 << 16
+        results.append(scrape(directory))
+    direct, locked = results
+    assert direct.keys() == locked.keys()
+    for key, expected in locked.items():
+        assert direct[key] == pytest.approx(expected, rel=1e-12, abs=1e-15), key
+    # 2 processes x 2 bursts each
+    assert direct[("mojo_compute_requests_total", (("action", "compute_sma"), ("status", "success")))] == 200
+    assert direct[("mojo_compute_requests_total", (("action", "compute_sma"), ("status", "error")))] == 20
+    assert direct[("mojo_compute_requests_total", (("action", "unknown"), ("status", "error")))] == 20
+    assert direct[("mojo_compute_request_duration_seconds_count", (("action", "compute_rsi"),))] == 200
+    assert direct[("mojo_compute_indicator_data_points_sum", (("indicator", "sma"),))] == 200 * 1000
+    assert direct[("mojo_compute_indicator_data_points_sum", (("indicator", "ema"),))] == 20 * 3000
+    assert direct[("mojo_compute_errors_total", (("error_type", "UnknownAction"),))] == 20
+    assert direct[("mojo_compute_batch_series_sum", ())] == 4 * (3 + 4 + 5 + 6 + 7)
