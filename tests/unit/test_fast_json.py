@@ -7,7 +7,8 @@
 2. The common request: every field as orjson reads it, prices as float64.
 3. Everything it cannot prove equal comes back None: nested arrays (also
    one element deep, which simdjson would flatten), booleans, nulls and
-   strings in arrays, integers past 2**53, duplicate keys (also inside a
+   strings in arrays, integers of 2**53 or more (or values whose squares
+   sum past 2**106), duplicate keys (also inside a
    batch's series), NaN literals, invalid JSON, a top-level array, nested
    objects other than a batch's series and params, arrays or objects in
    params, a series element that is not an object, arrays in non-price
@@ -38,9 +39,10 @@ def orjson_prices(body: bytes) -> np.ndarray:
 def test_1_doubles_round_trip_bit_for_bit(values: list[float]) -> None:
     body = orjson.dumps({"prices": values})
     read = fast_json.loads(body)
-    if read is None:  # only for magnitudes a double could not hold as an exact integer
-        assert max(abs(v) for v in values) >= 2.0**53
+    if read is None:  # only when a value may be past 2**53 (its square, or the sum of squares, is)
+        assert not float(np.dot(values, values)) < 2.0**106
         return
+    assert max(abs(v) for v in values) < 2.0**53
     assert read["prices"].tobytes() == orjson_prices(body).tobytes()
 
 
@@ -74,6 +76,8 @@ def test_2_common_request() -> None:
 @pytest.mark.parametrize("body", [
     b'{"prices":[1.5,[2]]}', b'{"prices":[[1.5,2.5]]}', b'{"prices":[1.5,true]}', b'{"prices":[1.5,null]}',
     b'{"prices":[1.5,"2"]}', b'{"prices":[1,9007199254740993]}', b'{"prices":[-9007199254740993,1]}',
+    b'{"prices":[1,9007199254740992]}', b'{"prices":[-9007199254740992]}', b'{"prices":[1e200,1]}',
+    b'{"prices":[' + b",".join([b"5e15"] * 4) + b']}',  # each below 2**53, their squares' sum not
     b'{"prices":[1],"prices":[2]}', b'{"prices":[NaN]}', b'{"prices":[1.0]', b'[1,2]', b'"x"',
     b'{"action":"batch","series":[{"prices":[1.0]},[1.0]]}', b'{"action":"batch","series":[{"prices":[[1.0]]}]}',
     b'{"action":"batch","series":[{"prices":[1.0],"prices":[2.0]}]}', b'{"series":[{"series":[{"prices":[1]}]}]}',
@@ -84,6 +88,12 @@ def test_2_common_request() -> None:
 ])
 def test_3_steps_aside(body: bytes) -> None:
     assert fast_json.loads(body) is None
+
+
+def test_3_largest_exact_magnitudes_stay() -> None:
+    for largest in (b"9007199254740991", b"-9007199254740991"):  # 2**53 - 1: its square is just below 2**106
+        read = fast_json.loads(b'{"prices":[' + largest + b',1.5,1e-300]}')
+        assert read is not None and read["prices"].tolist() == [float(largest), 1.5, 1e-300]
 
 
 @pytest.mark.parametrize("request_body", [
