@@ -17,6 +17,10 @@
    Busy once they have waited that long (not after the worker frees up),
    the request being computed still completes, and the next ones are
    served at once; the refusals are counted as busy.
+8. Arrays of 10**7 elements: numbers are computed and answered in full,
+   strings and nulls get a TypeError reply, the service keeps serving, and
+   the private memory of the supervisor and of the worker is back near
+   where it started (the shared request and reply rings aside).
 """
 from __future__ import annotations
 
@@ -171,3 +175,54 @@ def test_7_max_queue_wait_bounds_the_wait():
                 assert queued.ping()
         samples = service.samples()
         assert value(samples, "mojo_compute_requests_rejected_total", reason="busy") == 5
+
+
+def private_mb(pid: int) -> float:
+    """Anonymous resident memory: the shared rings' pages (RssShmem) are not counted."""
+    status = open(f"/proc/{pid}/status").read()
+    return int(status.split("RssAnon:")[1].split()[0]) / 1024
+
+
+def exchange(path: str, body: bytes) -> dict:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+        sock.settimeout(120)
+        sock.sendall(struct.pack(">I", len(body)) + body)
+        head = sock.recv(4, socket.MSG_WAITALL)
+        reply = bytearray(struct.unpack(">I", head)[0])
+        view = memoryview(reply)
+        have = 0
+        while have < len(reply):
+            received = sock.recv_into(view[have:])
+            assert received, "closed mid-reply"
+            have += received
+    return json.loads(reply)
+
+
+def test_8_ten_million_element_arrays():
+    count = 10**7
+
+    def request(element: bytes) -> bytes:
+        return b'{"action":"compute_sma","period":20,"prices":[' + b",".join([element] * count) + b"]}"
+
+    with Service(workers=1) as service:
+        with Client(service.socket) as client:
+            client.pipeline([{"action": "compute_sma", "prices": [1.0] * 1000, "period": 5}] * 50)
+        [worker] = service.worker_pids()
+        supervisor_before, worker_before = private_mb(service.pid), private_mb(worker)
+
+        reply = exchange(service.socket, request(b"1.5"))  # 38 MB of JSON
+        assert reply["status"] == "ok" and len(reply["values"]) == count
+        assert reply["values"][18] is None and reply["values"][19] == 1.5 and reply["values"][-1] == 1.5
+        for element, kind in ((b'"x"', "str"), (b"null", "NoneType")):
+            reply = exchange(service.socket, request(element))
+            assert reply["error_type"] == "TypeError" and f"numbers only, found {kind}" in reply["error"]
+        with Client(service.socket) as client:
+            assert client.ping()
+            assert client.request({"action": "compute_sma", "prices": [1.0, 2.0, 3.0], "period": 2})["values"] == \
+                [None, 1.5, 2.5]
+        assert service.worker_pids() == [worker]  # no worker died on the way
+        # A leak of the 80 MB array, or of the 10**7 strings (1 GB at the worker's
+        # peak), would be far past these bounds.
+        assert private_mb(service.pid) < supervisor_before + 16
+        assert private_mb(worker) < worker_before + 48
