@@ -45,6 +45,16 @@ def test_deployment_matches_the_service_options():
     assert container["resources"]["requests"]["cpu"] == cpu
     sleep = float(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert pod["spec"]["terminationGracePeriodSeconds"] > sleep + grace + drain
+    # Memory covers the shared rings, the three processes and every worker parsing a
+    # largest-possible hostile JSON frame at the amplification measured for 10**7 strings
+    # (~23x the frame, test_service_limits 8 and the manifest's comment).
+    from mojo_pool.config import Config
+    mib = 1024 * 1024
+    rings = Config().request_arena_bytes + workers * Config().reply_arena_bytes
+    frame = int(value.get("--max-frame-bytes", Config().max_frame_bytes))
+    memory = container["resources"]["limits"]["memory"]
+    assert memory.endswith("Gi") and container["resources"]["requests"]["memory"] == memory
+    assert int(memory.removesuffix("Gi")) * 1024 * mib >= rings + (workers + 1) * 64 * mib + workers * 24 * frame
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9090"
