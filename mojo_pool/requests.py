@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .fast_json import NotNumbers
 from .indicators import REGISTRY, api
 from .indicators.registry import Indicator
 
@@ -28,6 +29,11 @@ class ProtocolError(Exception):
         super().__init__(message)
         if error_type is not None:
             self.error_type = error_type
+
+
+def not_numbers(name: str, kinds: set[type]) -> ProtocolError:
+    return ProtocolError(f"{name} must hold numbers only, found "
+                         f"{', '.join(sorted(k.__name__ for k in kinds - {float, int}))}", "TypeError")
 
 
 class Arrays:
@@ -50,6 +56,8 @@ class Arrays:
             if not value.size:
                 raise ProtocolError(f"{name} is empty", "EmptyPrices")
             return value
+        if type(value) is NotNumbers:  # read by fast_json: the types of its elements
+            raise not_numbers(name, value.kinds)
         if not isinstance(value, list):
             raise ProtocolError(f"{name} must be an array of numbers, got {type(value).__name__}", "TypeError")
         if not value:
@@ -72,8 +80,7 @@ class Arrays:
         if kinds <= {float}:
             return np.array(value, dtype=np.float64)
         if not kinds <= {float, int}:
-            raise ProtocolError(f"{name} must hold numbers only, found "
-                                f"{', '.join(sorted(k.__name__ for k in kinds - {float, int}))}", "TypeError")
+            raise not_numbers(name, kinds)
         # Integers wider than a double's mantissa would round silently; JSON
         # parsers already refuse NaN and Infinity, so floats are finite here.
         if max(abs(v) for v in value if type(v) is int) > 2**53:

@@ -5,9 +5,9 @@
    back bit for bit as orjson + numpy read them.
    (Exponents up to -4 keep every value below 2**53, so none steps aside.)
 2. The common request: every field as orjson reads it, prices as float64.
-3. Everything it cannot prove equal comes back None: nested arrays (also
-   one element deep, which simdjson would flatten), booleans, nulls and
-   strings in arrays, integers of 2**53 or more (or values whose squares
+3. Everything it cannot prove equal comes back None: nested arrays and
+   objects in arrays (also one element deep, which simdjson would flatten),
+   integers of 2**53 or more (or values whose squares
    sum past 2**106), duplicate keys (also inside a
    batch's series), NaN literals, invalid JSON, a top-level array, nested
    objects other than a batch's series and params, arrays or objects in
@@ -19,6 +19,9 @@
 5. A batch: its series' arrays as float64, everything else as orjson reads it.
 6. Random batches (numbers of every kind, integers past 2**53, odd symbols
    and parameters): the same reply bytes whichever path ran.
+7. Random arrays of any scalars (numbers, strings, nulls, booleans), single
+   and batched: the same reply bytes whichever path ran; an array holding a
+   non-number is kept as the set of its element types, not its elements.
 """
 from __future__ import annotations
 
@@ -75,8 +78,8 @@ def test_2_common_request() -> None:
 
 
 @pytest.mark.parametrize("body", [
-    b'{"prices":[1.5,[2]]}', b'{"prices":[[1.5,2.5]]}', b'{"prices":[1.5,true]}', b'{"prices":[1.5,null]}',
-    b'{"prices":[1.5,"2"]}', b'{"prices":[1,9007199254740993]}', b'{"prices":[-9007199254740993,1]}',
+    b'{"prices":[1.5,[2]]}', b'{"prices":[[1.5,2.5]]}', b'{"prices":[1.5,{"a":1}]}',
+    b'{"prices":[1,9007199254740993]}', b'{"prices":[-9007199254740993,1]}',
     b'{"prices":[1,9007199254740992]}', b'{"prices":[-9007199254740992]}', b'{"prices":[1e200,1]}',
     b'{"prices":[' + b",".join([b"5e15"] * 4) + b']}',  # each below 2**53, their squares' sum not
     b'{"prices":[1],"prices":[2]}', b'{"prices":[NaN]}', b'{"prices":[1.0]', b'[1,2]', b'"x"',
@@ -89,6 +92,15 @@ def test_2_common_request() -> None:
 ])
 def test_3_steps_aside(body: bytes) -> None:
     assert fast_json.loads(body) is None
+
+
+def test_3_arrays_of_other_scalars_keep_only_their_types() -> None:
+    read = fast_json.loads(b'{"prices":[1.5,"x",null,true,2,"y"],"high":[false]}')
+    assert read is not None
+    assert type(read["prices"]) is fast_json.NotNumbers and read["prices"].kinds == {float, str, type(None), bool, int}
+    assert read["high"].kinds == {bool}
+    assert fast_json.loads(b'{"prices":["x",[1]]}') is None  # nested: the exact path words it
+    assert fast_json.loads(b'{"prices":[null,{"a":1}]}') is None
 
 
 def test_3_largest_exact_magnitudes_stay() -> None:
@@ -117,6 +129,19 @@ def test_3_largest_exact_magnitudes_stay() -> None:
     {"action": "batch", "indicator": "sma", "series": [], "params": {}},
     {"action": "batch", "indicator": "sma", "series": [{"prices": [1.0, 2.0, 3.0]}], "params": {"nope": 1}},
     {"action": "batch", "indicator": "nope", "series": [{"prices": [1.0]}]},
+    # Arrays of other scalars, read as the types they hold (fast_json.NotNumbers):
+    {"action": "compute_sma", "prices": [1.5, "x", None, True], "period": 2},
+    {"action": "compute_sma", "prices": [True, False], "period": 2},
+    {"action": "compute_sma", "prices": [0.0, 1, True], "period": 2},
+    {"action": "compute_sma", "prices": ["1.5", "2.5"], "period": 2},
+    {"action": "compute_sma", "prices": [None], "period": 2},
+    {"action": "nope", "prices": ["x"]},
+    {"action": "compute_sma", "prices": ["x"], "period": "a"},
+    {"action": "compute_sma", "prices": ["x"], "period": 2, "extra": 1},
+    {"action": "compute_atr", "high": [2.0, 3.0], "low": ["a", None], "close": [1.5, 2.5]},
+    {"action": "compute_atr", "high": [2.0, 3.0], "low": [1.0], "close": [None]},
+    {"action": "batch", "indicator": "sma", "series": [{"prices": [1.0, 2.0]}, {"prices": [1.0, "2"]}]},
+    {"action": "batch", "indicator": "sma", "series": [{"prices": [None, 2.0]}], "params": {"nope": 1}},
 ])
 def test_4_same_reply_either_way(request_body: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     body = orjson.dumps(request_body)
@@ -154,6 +179,30 @@ NUMBERS = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64),
                        st.one_of(st.integers(-3, 50), st.floats(allow_nan=False), st.text(max_size=3)), max_size=2))
 def test_6_random_batches_same_reply_either_way(series: list[dict], indicator: str, params: dict) -> None:
     body = orjson.dumps({"action": "batch", "indicator": indicator, "params": params, "series": series})
+    fast, _ = protocol.handle(body)
+    original = fast_json.loads
+    try:
+        fast_json.loads = lambda body: None  # type: ignore[assignment]
+        slow, _ = protocol.handle(body)
+    finally:
+        fast_json.loads = original  # type: ignore[assignment]
+    assert fast == slow
+
+
+SCALARS = st.one_of(NUMBERS, st.text(max_size=3), st.none(), st.booleans())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(SCALARS, max_size=12), st.lists(SCALARS, max_size=4), st.sampled_from(["sma", "atr"]),
+       st.booleans())
+def test_7_arrays_of_any_scalars_same_reply_either_way(first: list, second: list, indicator: str, batch: bool) -> None:
+    if indicator == "sma":
+        fields = {"prices": first}
+    else:
+        fields = {"high": first, "low": second, "close": first}
+    request = ({"action": "batch", "indicator": indicator, "series": [fields, {**fields}]} if batch
+               else {"action": f"compute_{indicator}", **fields})
+    body = orjson.dumps(request)
     fast, _ = protocol.handle(body)
     original = fast_json.loads
     try:
