@@ -64,6 +64,13 @@ LINK_REQUEST = struct.Struct("<Qd")  # rid, received; then the client frame
 LINK_REPLY = struct.Struct("<Q")  # rid; then the reply frame
 CONTROL_RID = 0
 MAX_ID_LENGTH = 256
+# The largest JSON body parsed by orjson into Python objects, the exact path
+# that fast_json steps aside to. Objects cost up to ~33x the body (measured
+# through a real worker: 10**7 one-element arrays, 38 MB of JSON, peaked it
+# at 1,267 MB), so past this a body must be one fast_json reads: arrays of
+# numbers or other scalars, nothing nested in them. 8 MiB bounds that peak
+# near 270 MB; plain numbers of any size, and binary mode, are unaffected.
+EXACT_JSON_LIMIT = 8 * 1024 * 1024
 
 
 def frame(body: bytes) -> bytes:
@@ -203,6 +210,11 @@ def handle_parts(body: bytes | bytearray, compute: Computer = default_computer,
             # unusual comes back None and takes orjson (see fast_json).
             request = fast_json.loads(body)  # type: ignore[assignment]
             if request is None:
+                if len(body) > EXACT_JSON_LIMIT:
+                    raise ProtocolError(
+                        f"a JSON request over {EXACT_JSON_LIMIT >> 20} MiB must be valid JSON whose arrays hold "
+                        f"numbers (or other scalars), with nothing nested in them, no duplicate keys and no '[' "
+                        f"inside strings; send it in binary mode or split it", "InvalidRequest")
                 try:
                     request = orjson.loads(body)
                 except orjson.JSONDecodeError as exc:

@@ -18,9 +18,11 @@
    the request being computed still completes, and the next ones are
    served at once; the refusals are counted as busy.
 8. Arrays of 10**7 elements: numbers are computed and answered in full,
-   strings and nulls get a TypeError reply, the service keeps serving, and
-   the private memory of the supervisor and of the worker is back near
-   where it started (the shared request and reply rings aside).
+   strings and nulls get a TypeError reply, arrays of arrays (past the
+   exact parser's 8 MiB) an InvalidRequest one; the service keeps serving,
+   the worker's peak stays far below what a Python object per element
+   would take, and the private memory of the supervisor and of the worker
+   is back near where it started (the shared rings aside).
 """
 from __future__ import annotations
 
@@ -217,6 +219,13 @@ def test_8_ten_million_element_arrays():
         for element, kind in ((b'"x"', "str"), (b"null", "NoneType")):
             reply = exchange(service.socket, request(element))
             assert reply["error_type"] == "TypeError" and f"numbers only, found {kind}" in reply["error"]
+        reply = exchange(service.socket, request(b"[1]"))
+        assert reply["error_type"] == "InvalidRequest" and "8 MiB" in reply["error"]
+        # One Python object per element took the worker past 1 GB (measured: 1,000 MB for the
+        # strings, 1,267 MB for the arrays of arrays); simdjson's own tape for the arrays of
+        # arrays is what is left (peak 692 MB, the numbers 465 MB).
+        peak = int(open(f"/proc/{worker}/status").read().split("VmHWM:")[1].split()[0]) / 1024
+        assert peak < 850
         with Client(service.socket) as client:
             assert client.ping()
             assert client.request({"action": "compute_sma", "prices": [1.0, 2.0, 3.0], "period": 2})["values"] == \

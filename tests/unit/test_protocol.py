@@ -37,6 +37,12 @@
     out of ``handle``; integers above 2**53 beside a float, or in
     [2**63, 2**64) beside a smaller integer, were rounded silently. Integer
     literals of 2**64 and more are read as floats (orjson), by design.
+14. ``peek_cheap`` agrees with ``peek`` on large bodies.
+15. A JSON body over EXACT_JSON_LIMIT that the fast reader declines (arrays
+    inside arrays, duplicate keys, '[' inside a string, invalid JSON) gets
+    InvalidRequest naming the limit, before any Python object is made of
+    it; the same content under the limit gets the exact path's reply, and
+    plain numbers over the limit are computed.
 """
 from __future__ import annotations
 
@@ -824,3 +830,25 @@ def test_14_peek_cheap_on_a_typical_request() -> None:
     assert protocol.peek_cheap(body) == ("compute_sma", "req-7")
     body = orjson.dumps({"prices": [1.5] * 1000, "id": 12, "action": "compute_rsi"})
     assert protocol.peek_cheap(body) == ("compute_rsi", 12)
+
+
+def _body_of(size: int, element: bytes, extra: bytes = b"") -> bytes:
+    count = size // (len(element) + 1) + 1
+    return b'{"action":"compute_sma","period":2,' + extra + b'"prices":[' + b",".join([element] * count) + b"]}"
+
+
+@pytest.mark.parametrize("element, extra, under_limit_error", [
+    (b"[1]", b"", "TypeError"),                                # arrays inside the array
+    (b"1.5", b'"period":3,', None),                             # a duplicate key: orjson keeps the last
+    (b"1.5", b'"symbol":"A[1]",', None),                        # '[' inside a string
+    (b"1.5", b'"symbol":,', "InvalidJSON"),                     # not JSON
+])
+def test_15_large_bodies_the_fast_reader_declines(element: bytes, extra: bytes, under_limit_error: str | None) -> None:
+    over = _body_of(protocol.EXACT_JSON_LIMIT + 1, element, extra)
+    reply = json.loads(protocol.handle(over)[0])
+    assert reply["error_type"] == "InvalidRequest" and "over 8 MiB" in reply["error"] and "binary mode" in reply["error"]
+    under = json.loads(protocol.handle(_body_of(4096, element, extra))[0])
+    assert under.get("error_type") == under_limit_error
+    plain = _body_of(protocol.EXACT_JSON_LIMIT + 1, b"1.5")
+    reply = json.loads(protocol.handle(plain)[0])
+    assert reply["status"] == "ok" and reply["values"][-1] == 1.5
