@@ -832,7 +832,7 @@ def test_14_peek_cheap_on_a_typical_request() -> None:
     assert protocol.peek_cheap(body) == ("compute_rsi", 12)
 
 
-def _body_of(size: int, element: bytes, extra: bytes = b"") -> bytes:
+def _large_body(size: int, element: bytes, extra: bytes = b"") -> bytes:
     count = size // (len(element) + 1) + 1
     return b'{"action":"compute_sma","period":2,' + extra + b'"prices":[' + b",".join([element] * count) + b"]}"
 
@@ -844,11 +844,11 @@ def _body_of(size: int, element: bytes, extra: bytes = b"") -> bytes:
     (b"1.5", b'"symbol":,', "InvalidJSON"),                     # not JSON
 ])
 def test_15_large_bodies_the_fast_reader_declines(element: bytes, extra: bytes, under_limit_error: str | None) -> None:
-    over = _body_of(protocol.EXACT_JSON_LIMIT + 1, element, extra)
+    over = _large_body(protocol.EXACT_JSON_LIMIT + 1, element, extra)
     reply = json.loads(protocol.handle(over)[0])
     assert reply["error_type"] == "InvalidRequest" and "over 8 MiB" in reply["error"] and "binary mode" in reply["error"]
-    under = json.loads(protocol.handle(_body_of(4096, element, extra))[0])
+    under = json.loads(protocol.handle(_large_body(4096, element, extra))[0])
     assert under.get("error_type") == under_limit_error
-    plain = _body_of(protocol.EXACT_JSON_LIMIT + 1, b"1.5")
+    plain = _large_body(protocol.EXACT_JSON_LIMIT + 1, b"1.5")
     reply = json.loads(protocol.handle(plain)[0])
     assert reply["status"] == "ok" and reply["values"][-1] == 1.5
