@@ -46,8 +46,8 @@ def test_deployment_matches_the_service_options():
     sleep = float(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert pod["spec"]["terminationGracePeriodSeconds"] > sleep + grace + drain
     # Memory covers the shared rings, the three processes and every worker parsing a
-    # largest-possible hostile JSON frame at the amplification measured for 10**7 strings
-    # (~23x the frame, test_service_limits 8 and the manifest's comment).
+    # largest-possible hostile JSON frame: at most ~18x the frame measured (10**7 one-element
+    # arrays; test_service_limits 8 and the manifest's comment), 24x here for margin.
     from mojo_pool.config import Config
     mib = 1024 * 1024
     rings = Config().request_arena_bytes + workers * Config().reply_arena_bytes
