@@ -132,7 +132,9 @@ def _fields(source: Any, arrays: list[int], top: bool = False, scalars: bool = F
                     items.append(one)
                 fields[key] = items
             elif key in ARRAY_FIELDS:
-                # A non-number element raises here: the exact path names it.
+                # A non-number element raises here (nested arrays of numbers
+                # do not: as_buffer flattens them, and _read's count of '['
+                # sends those down the exact path).
                 try:
                     values = np.frombuffer(value.as_buffer(of_type="d"), dtype=np.float64)
                 except TypeError:  # an element that is not a number
