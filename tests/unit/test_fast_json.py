@@ -109,6 +109,18 @@ def test_3_largest_exact_magnitudes_stay() -> None:
         assert read is not None and read["prices"].tolist() == [float(largest), 1.5, 1e-300]
 
 
+def assert_same_reply_either_way(body: bytes) -> None:
+    """The reply to ``body`` is the same bytes with fast_json as with it switched off (orjson)."""
+    fast, _ = protocol.handle(body)
+    original = fast_json.loads
+    try:
+        fast_json.loads = lambda body: None  # type: ignore[assignment]
+        slow, _ = protocol.handle(body)
+    finally:
+        fast_json.loads = original  # type: ignore[assignment]
+    assert fast == slow
+
+
 @pytest.mark.parametrize("request_body", [
     {"action": "compute_sma", "symbol": "TCS", "prices": [100.0 + k % 7 for k in range(300)], "period": 20},
     {"action": "compute_rsi", "prices": [float(k % 5) for k in range(50)], "timeperiod": 9, "id": 7},
@@ -143,13 +155,10 @@ def test_3_largest_exact_magnitudes_stay() -> None:
     {"action": "batch", "indicator": "sma", "series": [{"prices": [1.0, 2.0]}, {"prices": [1.0, "2"]}]},
     {"action": "batch", "indicator": "sma", "series": [{"prices": [None, 2.0]}], "params": {"nope": 1}},
 ])
-def test_4_same_reply_either_way(request_body: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_4_same_reply_either_way(request_body: dict) -> None:
     body = orjson.dumps(request_body)
     assert fast_json.loads(body) is not None
-    fast, _ = protocol.handle(body)
-    monkeypatch.setattr(fast_json, "loads", lambda body: None)
-    slow, _ = protocol.handle(body)
-    assert fast == slow
+    assert_same_reply_either_way(body)
 
 
 def test_5_batch() -> None:
@@ -179,14 +188,7 @@ NUMBERS = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64),
                        st.one_of(st.integers(-3, 50), st.floats(allow_nan=False), st.text(max_size=3)), max_size=2))
 def test_6_random_batches_same_reply_either_way(series: list[dict], indicator: str, params: dict) -> None:
     body = orjson.dumps({"action": "batch", "indicator": indicator, "params": params, "series": series})
-    fast, _ = protocol.handle(body)
-    original = fast_json.loads
-    try:
-        fast_json.loads = lambda body: None  # type: ignore[assignment]
-        slow, _ = protocol.handle(body)
-    finally:
-        fast_json.loads = original  # type: ignore[assignment]
-    assert fast == slow
+    assert_same_reply_either_way(body)
 
 
 SCALARS = st.one_of(NUMBERS, st.text(max_size=3), st.none(), st.booleans())
@@ -203,11 +205,4 @@ def test_7_arrays_of_any_scalars_same_reply_either_way(first: list, second: list
     request = ({"action": "batch", "indicator": indicator, "series": [fields, {**fields}]} if batch
                else {"action": f"compute_{indicator}", **fields})
     body = orjson.dumps(request)
-    fast, _ = protocol.handle(body)
-    original = fast_json.loads
-    try:
-        fast_json.loads = lambda body: None  # type: ignore[assignment]
-        slow, _ = protocol.handle(body)
-    finally:
-        fast_json.loads = original  # type: ignore[assignment]
-    assert fast == slow
+    assert_same_reply_either_way(body)
