@@ -119,26 +119,19 @@ class Tally:
         if not self.direct:
             self._pend(cells, points, series, compute_seconds, received, started, finished)
             return
-        # The same additions as _pend, written out: this runs for every
-        # request a worker handles (1.1 us, against 2.7 us for the dict of
-        # pending increments and its flush).
+        # The same additions as _pend, without its calls: this runs for every
+        # request a worker handles (~0.9 us with its flush, against 2.7 us for
+        # the dict of pending increments; the three histograms written out
+        # one by one saved only another 0.05 us).
         requests, duration, queued, computed, errors, indicator_time, count, total, batch = cells
         requests.view[requests.index] += 1.0
-        amount = finished - received
-        cell = duration.total
-        cell.view[cell.index] += amount
-        cell = duration.buckets[bisect_left(duration.bounds, amount)]
-        cell.view[cell.index] += 1.0
-        amount = started - received if started > received else 0.0
-        cell = queued.total
-        cell.view[cell.index] += amount
-        cell = queued.buckets[bisect_left(queued.bounds, amount)]
-        cell.view[cell.index] += 1.0
-        amount = finished - started
-        cell = computed.total
-        cell.view[cell.index] += amount
-        cell = computed.buckets[bisect_left(computed.bounds, amount)]
-        cell.view[cell.index] += 1.0
+        for histogram, amount in ((duration, finished - received),
+                                  (queued, started - received if started > received else 0.0),
+                                  (computed, finished - started)):
+            cell = histogram.total
+            cell.view[cell.index] += amount
+            cell = histogram.buckets[bisect_left(histogram.bounds, amount)]
+            cell.view[cell.index] += 1.0
         if errors is not None:
             errors.view[errors.index] += 1.0
         elif indicator_time is not None:
