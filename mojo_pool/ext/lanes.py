@@ -83,12 +83,7 @@ def rsi(x, timeperiod, out):
                 loss[s] -= d
     inv = 1.0 / p
     for s in range(lanes):
-        g = gain[s] * inv
-        lo = loss[s] * inv
-        gain[s] = g
-        loss[s] = lo
-        total = g + lo
-        out[p, s] = 100.0 * g / total if total > 0.0 else 0.0
+        out[p, s] = seed_lane(gain[s], loss[s], gain, loss, s, inv)
     rsi_steps(x, p, n - p - 1, lanes, gain, loss, p, out, p + 1)
 
 
@@ -112,8 +107,24 @@ def wilder_lane(d, gain, loss, s, keep, inv):
     lo = loss[s] * keep + down * inv
     gain[s] = g
     loss[s] = lo
-    # A select, not a branch, so the lanes stay in SIMD: 0 for a flat
-    # series and, as in TA-Lib, from an interior NaN on (NaN > 0 is false).
+    return rsi_value(g, lo)
+
+
+def seed_lane(up, down, gain, loss, s, inv):
+    """The first averages of lane ``s`` (the plain means of the first
+    period's gains ``up`` and losses ``down``) into ``gain`` and ``loss``,
+    and the RSI of that bar."""
+    g = up * inv
+    lo = down * inv
+    gain[s] = g
+    loss[s] = lo
+    return rsi_value(g, lo)
+
+
+def rsi_value(g, lo):
+    """RSI from the average gain and loss. A select, not a branch, so the
+    lanes stay in SIMD: 0 for a flat series and, as in TA-Lib, from an
+    interior NaN on (NaN > 0 is false)."""
     total = g + lo
     return 100.0 * g / total if total > 0.0 else 0.0
 
@@ -169,10 +180,5 @@ def rsi_rows(x, timeperiod, out):
                     down -= d
             for t in range(p):
                 dest[t] = np.nan
-            g = up * inv
-            lo = down * inv
-            gain[s] = g
-            loss[s] = lo
-            total = g + lo
-            dest[p] = 100.0 * g / total if total > 0.0 else 0.0
+            dest[p] = seed_lane(up, down, gain, loss, s, inv)
         rsi_steps_rows(x, p + 1, n, g0, width, gain, loss, p, out)
