@@ -196,9 +196,10 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def overload(directory: Path, workers: int, duration: float, factor: float, queue: int,
-             max_wait: float, priority: int = 0) -> dict[str, Any]:
+             max_wait: float, priority: int | None = None) -> dict[str, Any]:
+    extra = [] if priority is None else ["--supervisor-priority", str(priority)]
     server, url = start(directory / "overload", workers, "--queue-limit", str(queue), "--max-queue-wait", str(max_wait),
-                        "--supervisor-priority", str(priority))
+                        *extra)
     assert server.process is not None
     try:
         capacity = load.run(load.Options(server.target, connections=16, mix=SMALL, duration=3, warmup=0.5,
@@ -249,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overload", type=float, default=10.0, help="offered load as a multiple of capacity")
     parser.add_argument("--queue-limit", type=int, default=256)
     parser.add_argument("--max-queue-wait", type=float, default=0.0, help="the service's --max-queue-wait (0: off)")
-    parser.add_argument("--supervisor-priority", type=int, default=0,
-                        help="the overload soak's --supervisor-priority (nice levels; needs root)")
+    parser.add_argument("--supervisor-priority", type=int, default=None,
+                        help="the overload soak's --supervisor-priority (nice levels; default: the service's)")
     parser.add_argument("--only", choices=("kill", "hup", "overload"))
     parser.add_argument("--mix", default=SMALL, help=f"the kill and hup soaks' request mix (default {SMALL}); "
                         "e.g. sma:1000,sma:300000,bbands:200000 with --binary sends large frames through "

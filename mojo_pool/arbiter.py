@@ -51,6 +51,7 @@ from .connection import ClientConnection
 from .dispatch import Dispatcher, Request, WorkerLink
 from .exporter import Exporter, Health
 from .pool_collector import PoolSnapshot, WorkerSlot, process_cpu_seconds
+from .priority import Priority
 from .tally import Tally
 from .worker import THREAD_VARIABLES
 
@@ -94,6 +95,7 @@ class Arbiter:
         self.metrics_dir = metrics_dir
         self.cpus = sorted(os.sched_getaffinity(0))
         self.worker_nice = os.getpriority(os.PRIO_PROCESS, 0)  # the workers keep what the service started with
+        self.priority = Priority(config.supervisor_priority, self.worker_nice)
         self.slots: list[Slot] = []
         self.children: dict[int, tuple[Slot, WorkerLink]] = {}
         self.metrics_ids: set[str] = set()
@@ -136,7 +138,9 @@ class Arbiter:
         host, port = self.exporter.address
         scheme = "https" if self.config.metrics_certfile else "http"
         say(f"listening on {', '.join(self.addresses)}; metrics on {scheme}://{host}:{port}/metrics")
-        self.raise_priority()
+        problem = self.priority.start()
+        if problem:
+            say(f"note: {problem}")
         for index in range(self.config.worker_count()):
             self.slots.append(Slot(index, self.cpus[index % len(self.cpus)]))
         for slot in self.slots:
@@ -181,6 +185,7 @@ class Arbiter:
             self.dispatcher.expire(now)
             self.dispatcher.flush()
             self.reap()
+            self.priority.tick(now)
             if now >= next_idle_check:  # O(connections): once a second, not every tick
                 next_idle_check = now + min(1.0, self.config.idle_timeout / 2)
                 self.close_idle(now)
@@ -188,23 +193,6 @@ class Arbiter:
                 say(f"drain timeout ({self.config.drain_timeout:g} s) reached with "
                     f"{self.dispatcher.outstanding()} requests unanswered; stopping")
                 self.finish(0)
-
-    def raise_priority(self) -> None:
-        """``--supervisor-priority``: the supervisor runs that many nice levels
-        above the workers. On 2 shared cores under 2x overload (the Busy
-        probe of benchmarks/soak.py), 5 levels brought the refusal's p50 from
-        5.7-5.8 ms to 1.4-1.8 ms, and the requests served from 16,300-16,600
-        to 15,000-15,200 a second (11,100 against 16,600 in soak.py); at 80%
-        of peak it did not lower the p99. Off by default for that cost."""
-        levels = self.config.supervisor_priority
-        if not levels:
-            return
-        target = max(-20, self.worker_nice - levels)
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, target)
-        except PermissionError:
-            say(f"warning: --supervisor-priority {levels}: nice {target} not permitted (needs CAP_SYS_NICE); "
-                f"the supervisor stays at nice {self.worker_nice}")
 
     def finish(self, code: int) -> None:
         if self.done is not None and not self.done.done():
@@ -452,7 +440,10 @@ class Arbiter:
     # ---- errors the supervisor answers itself ------------------------------
     def reject(self, request: Request, message: str, error_type: str, reason: str) -> None:
         action, request_id = protocol.peek_cheap(request.frame[4:])
-        self.count_rejection(action, error_type, reason, time.monotonic() - request.received)
+        now = time.monotonic()
+        if reason == "busy":
+            self.priority.refused(now)
+        self.count_rejection(action, error_type, reason, now - request.received)
         request.source.deliver(request, protocol.frame(protocol.error_body(message, error_type, request_id)))
 
     def count_rejection(self, action: str | None, error_type: str, reason: str, seconds: float = 0.0) -> None:

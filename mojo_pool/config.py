@@ -106,9 +106,10 @@ class Config:
                               metavar="DIR")
     speedup_interval: float = option(300.0, "seconds between a worker's speed-up measurements (0: at start only)",
                                      check=_within(0.0), metavar="SECONDS")
-    supervisor_priority: int = option(0, "nice levels the supervisor takes above the workers (0: none; more "
-                                      "needs CAP_SYS_NICE, as root has): under overload it reads and refuses "
-                                      "sooner, and the workers serve a little less", check=_within(0, 39),
+    supervisor_priority: int = option(5, "nice levels the supervisor runs above the workers while no request "
+                                      "gets Busy (needs CAP_SYS_NICE, as root has; 0: off): forwarding waits "
+                                      "less behind computations; dropped under overload, where refusing at "
+                                      "that priority costs served requests", check=_within(0, 39),
                                       metavar="LEVELS")
     metrics_certfile: str = option("", "TLS certificate for the metrics endpoint (PEM); off if empty",
                                    metavar="FILE")

@@ -15,8 +15,10 @@
 8. /health and /ready describe the pool; metrics after a known run count
    exactly what was sent.
 9. The speed-up gauge is measured again on --speedup-interval.
-10. --supervisor-priority: the supervisor runs that many nice levels above
-    the workers, which keep the niceness the service started with.
+10. --supervisor-priority (5 by default): the supervisor runs that many nice
+    levels above the workers, which keep the niceness the service started
+    with; it drops to their level at the first Busy refusal and goes back
+    up once refusals stop for a second.
 """
 from __future__ import annotations
 
@@ -275,4 +277,18 @@ def test_10_supervisor_priority():
         pids = service.wait_workers(2)
         assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in pids] == [base, base]
         with Client(service.socket) as client:
+            assert client.ping()
+    with Service("--supervisor-priority", "0", workers=1) as service:
+        assert os.getpriority(os.PRIO_PROCESS, service.pid) == base
+    with Service("--queue-limit", "0", "--worker-inflight", "1", workers=1) as service:
+        assert os.getpriority(os.PRIO_PROCESS, service.pid) == max(-20, base - 5)  # the default
+        with Client(service.socket) as client:
+            replies = client.pipeline([{"action": "debug_sleep", "seconds": 0.3}, {"action": "ping"}])
+            assert [r.get("error_type") for r in replies] == [None, "Busy"]
+            assert os.getpriority(os.PRIO_PROCESS, service.pid) == base  # refusing: no boost
+            deadline = time.monotonic() + 10
+            while os.getpriority(os.PRIO_PROCESS, service.pid) == base and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert time.monotonic() - (deadline - 10) >= 0.5  # not before the refusals had stopped a while
+            assert os.getpriority(os.PRIO_PROCESS, service.pid) == max(-20, base - 5)
             assert client.ping()
