@@ -27,6 +27,7 @@ CLOCK = 100.0  # USER_HZ
 # The load: 16 connections of SMA-20 over 1,000 points, JSON; MOJO_SPLIT_LOAD overrides
 # (e.g. "-c 4 --binary --mix sma:1000000").
 LOAD_ARGS = os.environ.get("MOJO_SPLIT_LOAD", "-c 16").split()
+TRANSPORT = os.environ.get("MOJO_SPLIT_TRANSPORT", "unix")  # or "tcp", as compare.py drives it
 
 
 def cpu(pid: int) -> tuple[float, float]:
@@ -45,9 +46,9 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="mojo_split_", dir=default_parent()) as tmp:  # tmpfs, as the service's default
         path = f"{tmp}/split.sock"
         server = Server("split", "mojo_pool", [sys.executable, "-m", "mojo_pool", "serve", "--socket", path,
-                                               "--port", "0", "--metrics-port", "0", "--metrics-dir", f"{tmp}/m",
-                                               *(argv or ["--workers", "2"])],
-                        kind="framed", ready_lines=(": ready:", 1), socket_path=path, transport="unix")
+                                               "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0",
+                                               "--metrics-dir", f"{tmp}/m", *(argv or ["--workers", "2"])],
+                        kind="framed", ready_lines=(": ready:", 1), socket_path=path, transport=TRANSPORT)
         server.start()
         try:
             server.wait_ready()
