@@ -65,6 +65,10 @@ class Assembler:
             self.need = head + self._length(rest, 0) if len(rest) >= head else 0
         return frames
 
+    def between_frames(self) -> bool:
+        """Nothing of a frame is held: the next byte read starts a new one."""
+        return not self.pieces and self.too_large is None
+
     def pending(self) -> int:
         """The full size of the frame in progress (prefix included), if its length has arrived; else 0."""
         return self.need if self.pieces else 0

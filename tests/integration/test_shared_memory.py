@@ -12,6 +12,10 @@
 5. A client that sends half a large frame and disconnects gives its region
    back: the next large requests still go through shared memory.
 6. With the rings off, large requests still work, through the sockets.
+7. However a large frame's bytes are cut into reads (the whole frame at
+   once, after a small frame in the same write, its length split across
+   two reads, a pause right after its length), it is read into the request
+   ring and answered exactly.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import orjson
 from mojo_pool import indicators
 from mojo_pool.arena import MIN_SHARED
 from mojo_pool.client import Client, encode_request
+from mojo_pool.protocol import decode
 from service import Service, value
 
 POINTS = 300_000  # a 2.4 MB frame each way
@@ -136,3 +141,45 @@ def test_6_rings_off_large_requests_through_the_sockets():
         samples = service.samples()
         assert large(samples, "request", "socket") == 1 and large(samples, "reply", "socket") == 1
         assert large(samples, "request", "shared") == 0
+
+
+def read_reply(sock: socket.socket) -> dict:
+    def exactly(count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            chunk = sock.recv(count - len(data))
+            assert chunk, "connection closed"
+            data += chunk
+        return data
+
+    return decode(exactly(int.from_bytes(exactly(4), "big")))
+
+
+def test_7_every_cut_of_a_large_frame_reaches_the_ring():
+    x = series(7)
+    body = encode_request({"action": "compute_sma", "prices": x, "period": 9}, binary=True)
+    wire = len(body).to_bytes(4, "big") + body
+    small = orjson.dumps({"action": "ping"})
+    small_wire = len(small).to_bytes(4, "big") + small
+    cuts = {
+        "whole": [wire],
+        "after a small frame": [small_wire + wire],
+        "length split": [wire[:2], wire[2:]],
+        "pause after the length": [wire[:4], wire[4:]],
+        "pause inside the body": [wire[:1000], wire[1000:]],
+    }
+    want = indicators.sma(x, timeperiod=9)
+    with Service(*ring_args(), workers=1) as service:
+        for name, pieces in cuts.items():
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(service.socket)
+                for piece in pieces:
+                    sock.sendall(piece)
+                    time.sleep(0.05)  # each piece its own read
+                if pieces[0].startswith(small_wire):
+                    assert read_reply(sock) == {"status": "ok", "message": "pong"}, name
+                reply = read_reply(sock)
+                assert reply["status"] == "ok", (name, reply)
+                np.testing.assert_array_equal(reply["values"], want)
+        samples = service.samples()
+        assert large(samples, "request", "shared") == len(cuts) and large(samples, "request", "socket") == 0
