@@ -54,6 +54,22 @@ def bars(n: int, seed: int = 0, level: float = 100.0) -> Bars:
     return Bars(open_, high, low, close, volume)
 
 
+def volatile(n: int, seed: int, move: float, level: float = 100.0) -> Bars:
+    """Bars whose close moves ``move`` (log standard deviation) a bar: at
+    0.3, prices cross orders of magnitude within a window, so window sums
+    are no longer exact in doubles and the order of each addition decides
+    the rounding (on calm data, differences of nearby prices sum exactly,
+    and every order gives the same bits)."""
+    rng = np.random.default_rng(seed + 7_000_001)
+    close = level * np.exp(np.cumsum(rng.normal(0.0, move, n)))
+    open_ = np.concatenate([close[:1], close[:-1]])
+    spread = np.abs(rng.normal(0.0, 0.05, n)) * close
+    high = np.maximum(open_, close) + spread
+    low = np.minimum(open_, close) - spread * rng.random(n)
+    volume = np.round(rng.lognormal(10.0, 1.0, n))
+    return Bars(open_, high, low, close, volume)
+
+
 def with_nan(b: Bars, leading: int = 0, interior: int | None = None) -> Bars:
     """The same bars with NaN in the first ``leading`` rows and at ``interior``."""
     def poke(values: np.ndarray, which: str) -> np.ndarray:
