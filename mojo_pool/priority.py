@@ -8,7 +8,10 @@ CPUs sit idle meanwhile. Measured with ``benchmarks/cpu_split.py`` (2
 workers, 16 connections, SMA-20 over 1,000 points, two runs each): the
 machine was 85-88% busy and served 20,600-21,000 requests/s at equal
 priority; with the supervisor 5 nice levels above, 94-95% and
-24,000-24,300.
+24,000-24,300. That is over the Unix socket. Over TCP loopback, four runs
+each, nothing showed (19,800-20,900 against 18,500-21,200): scheduled
+sooner, the supervisor forwards smaller batches, and there each system
+call costs more.
 
 Under overload the same boost costs served requests: a supervisor that is
 always scheduled at once reads every flooding connection and refuses what
