@@ -106,11 +106,11 @@ class Config:
                               metavar="DIR")
     speedup_interval: float = option(300.0, "seconds between a worker's speed-up measurements (0: at start only)",
                                      check=_within(0.0), metavar="SECONDS")
-    supervisor_priority: int = option(5, "nice levels the supervisor runs above the workers while no request "
-                                      "gets Busy (needs CAP_SYS_NICE, as root has; 0: off): forwarding waits "
-                                      "less behind computations; dropped under overload, where refusing at "
-                                      "that priority costs served requests", check=_within(0, 39),
-                                      metavar="LEVELS")
+    supervisor_priority: int = option(0, "nice levels the supervisor runs above the workers while no request "
+                                      "gets Busy (needs CAP_SYS_NICE, as root has; 0: off): more served over "
+                                      "a Unix socket, none over TCP, a longer latency tail; dropped under "
+                                      "overload, where refusing at that priority costs served requests",
+                                      check=_within(0, 39), metavar="LEVELS")
     metrics_certfile: str = option("", "TLS certificate for the metrics endpoint (PEM); off if empty",
                                    metavar="FILE")
     metrics_keyfile: str = option("", "TLS private key for the metrics endpoint (PEM)", metavar="FILE")

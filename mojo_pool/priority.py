@@ -11,7 +11,12 @@ priority; with the supervisor 5 nice levels above, 94-95% and
 24,000-24,300. That is over the Unix socket. Over TCP loopback, four runs
 each, nothing showed (19,800-20,900 against 18,500-21,200): scheduled
 sooner, the supervisor forwards smaller batches, and there each system
-call costs more.
+call costs more. And it lengthens the latency tail: open loop at 15,500
+req/s over TCP (80% of peak, ``load.py -c 16 -d 8 --rate 15500``), four
+alternating pairs, p99 3.0-9.0 ms (median 4.1) and p99.9 10-20 ms at
+equal priority, 4.2-12.8 ms (median 6.2) and 17-22 ms with 5 levels. So
+the boost is off by default (``--supervisor-priority 0``): for
+deployments that serve through the Unix socket and want the throughput.
 
 Under overload the same boost costs served requests: a supervisor that is
 always scheduled at once reads every flooding connection and refuses what

@@ -15,10 +15,10 @@
 8. /health and /ready describe the pool; metrics after a known run count
    exactly what was sent.
 9. The speed-up gauge is measured again on --speedup-interval.
-10. --supervisor-priority (5 by default): the supervisor runs that many nice
-    levels above the workers, which keep the niceness the service started
-    with; it drops to their level at the first Busy refusal and goes back
-    up once refusals stop for a second.
+10. --supervisor-priority (off by default): the supervisor runs that many
+    nice levels above the workers, which keep the niceness the service
+    started with; it drops to their level at the first Busy refusal and goes
+    back up once refusals stop for a second.
 """
 from __future__ import annotations
 
@@ -278,10 +278,11 @@ def test_10_supervisor_priority():
         assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in pids] == [base, base]
         with Client(service.socket) as client:
             assert client.ping()
-    with Service("--supervisor-priority", "0", workers=1) as service:
-        assert os.getpriority(os.PRIO_PROCESS, service.pid) == base
-    with Service("--queue-limit", "0", "--worker-inflight", "1", workers=1) as service:
-        assert os.getpriority(os.PRIO_PROCESS, service.pid) == max(-20, base - 5)  # the default
+    with Service(workers=1) as service:
+        assert os.getpriority(os.PRIO_PROCESS, service.pid) == base  # off by default
+    with Service("--supervisor-priority", "5", "--queue-limit", "0", "--worker-inflight", "1",
+                 workers=1) as service:
+        assert os.getpriority(os.PRIO_PROCESS, service.pid) == max(-20, base - 5)
         with Client(service.socket) as client:
             replies = client.pipeline([{"action": "debug_sleep", "seconds": 0.3}, {"action": "ping"}])
             assert [r.get("error_type") for r in replies] == [None, "Busy"]

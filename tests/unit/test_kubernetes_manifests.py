@@ -55,8 +55,6 @@ def test_deployment_matches_the_service_options():
     memory = container["resources"]["limits"]["memory"]
     assert memory.endswith("Gi") and container["resources"]["requests"]["memory"] == memory
     assert int(memory.removesuffix("Gi")) * 1024 * mib >= rings + (workers + 1) * 64 * mib + workers * 24 * frame
-    # --supervisor-priority (on by default) needs the capability to raise a priority.
-    assert "SYS_NICE" in container["securityContext"]["capabilities"]["add"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9090"
