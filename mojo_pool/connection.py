@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from . import metrics, protocol
 from .arena import MIN_SHARED
@@ -139,14 +139,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         size = 4 + int.from_bytes(READ_BUFFER[:4], "big")
         if size <= nbytes or size < MIN_SHARED or size - 4 > self.arbiter.config.max_frame_bytes:
             return False  # whole already, small, or refused by the usual path
-        ring = self.arbiter.request_ring
-        reserved = ring.reserve(size) if ring is not None else None
-        if reserved is None:
-            return False
-        self.large, self.large_place = reserved
-        self.large[:nbytes] = READ_BUFFER[:nbytes]
-        self.large_have = nbytes
-        return True
+        return self.into_ring(size, lambda: [READ_BUFFER[:nbytes]])
 
     def receive_large(self, size: int) -> None:
         """Read the rest of a large frame in place, into the request ring.
@@ -156,16 +149,23 @@ class ClientConnection(asyncio.BufferedProtocol):
         frame's length merely announces (a client that announces 64 MiB and
         stalls must not cost 64 MiB).
         """
+        self.into_ring(size, self.frames.take_pending)
+
+    def into_ring(self, size: int, first_bytes: Callable[[], list[bytes | memoryview]]) -> bool:
+        """Reserve the request ring's region for a ``size``-byte frame and copy
+        the bytes already read (``first_bytes()``, taken only if it fits)
+        there; the rest is read in place. False if the ring is full or off."""
         ring = self.arbiter.request_ring
         reserved = ring.reserve(size) if ring is not None else None
         if reserved is None:
-            return
+            return False
         self.large, self.large_place = reserved
         have = 0
-        for piece in self.frames.take_pending():
+        for piece in first_bytes():
             self.large[have:have + len(piece)] = piece
             have += len(piece)
         self.large_have = have
+        return True
 
     def pause_writing(self) -> None:
         self.pause()

@@ -38,20 +38,7 @@ def walk(n: int, seed: int, level: float = 100.0) -> np.ndarray:
 
 def bars(n: int, seed: int = 0, level: float = 100.0) -> Bars:
     """OHLCV bars consistent with one another (low <= open, close <= high)."""
-    rng = np.random.default_rng(seed + 1_000_003)
-    close = walk(n, seed, level)
-    open_ = np.empty(n)
-    if n:
-        open_[0] = close[0]
-        open_[1:] = close[:-1]
-    spread = np.abs(rng.normal(0.0, 0.004, n)) * close
-    flat = np.diff(close, prepend=close[:1]) == 0.0
-    spread[flat] = 0.0  # a flat stretch is flat in every field
-    high = np.maximum(open_, close) + spread
-    low = np.minimum(open_, close) - spread * rng.random(n)
-    volume = np.round(rng.lognormal(10.0, 1.0, n))
-    volume[rng.random(n) < 0.02] = 0.0
-    return Bars(open_, high, low, close, volume)
+    return around(walk(n, seed, level), np.random.default_rng(seed + 1_000_003), 0.004)
 
 
 def volatile(n: int, seed: int, move: float, level: float = 100.0) -> Bars:
@@ -61,12 +48,25 @@ def volatile(n: int, seed: int, move: float, level: float = 100.0) -> Bars:
     the rounding (on calm data, differences of nearby prices sum exactly,
     and every order gives the same bits)."""
     rng = np.random.default_rng(seed + 7_000_001)
-    close = level * np.exp(np.cumsum(rng.normal(0.0, move, n)))
-    open_ = np.concatenate([close[:1], close[:-1]])
-    spread = np.abs(rng.normal(0.0, 0.05, n)) * close
+    return around(level * np.exp(np.cumsum(rng.normal(0.0, move, n))), rng, 0.05)
+
+
+def around(close: np.ndarray, rng: np.random.Generator, spread_sd: float) -> Bars:
+    """Open, high, low and volume around a close series: each open is the
+    previous close, the bar's range reaches ``spread_sd`` (relative) beyond
+    them, and a flat stretch of the close is flat in every field."""
+    n = len(close)
+    open_ = np.empty(n)
+    if n:
+        open_[0] = close[0]
+        open_[1:] = close[:-1]
+    spread = np.abs(rng.normal(0.0, spread_sd, n)) * close
+    flat = np.diff(close, prepend=close[:1]) == 0.0
+    spread[flat] = 0.0
     high = np.maximum(open_, close) + spread
     low = np.minimum(open_, close) - spread * rng.random(n)
     volume = np.round(rng.lognormal(10.0, 1.0, n))
+    volume[rng.random(n) < 0.02] = 0.0
     return Bars(open_, high, low, close, volume)
 
 
