@@ -11,6 +11,8 @@ import json
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,8 @@ import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from mojo_pool.protocol import decode
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -158,3 +162,21 @@ class Service:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def read_reply(sock: socket.socket) -> dict | None:
+    """One reply frame from a raw socket, decoded (a binary reply's arrays as
+    numpy arrays); None if the peer closed before the frame began. The body
+    is received into one buffer of its announced size: replies of 10**7
+    values are hundreds of MB."""
+    head = sock.recv(4, socket.MSG_WAITALL)
+    if len(head) < 4:
+        return None
+    body = bytearray(struct.unpack(">I", head)[0])
+    view = memoryview(body)
+    have = 0
+    while have < len(body):
+        received = sock.recv_into(view[have:])
+        assert received, "closed mid-reply"
+        have += received
+    return decode(bytes(body))

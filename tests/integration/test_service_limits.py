@@ -26,7 +26,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import socket
@@ -37,21 +36,7 @@ import time
 
 from mojo_pool import metrics
 from mojo_pool.client import Client
-from service import Service, value
-
-
-def read_frame(sock: socket.socket) -> dict | None:
-    data = b""
-    while len(data) < 4:
-        chunk = sock.recv(4 - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    length = struct.unpack(">I", data)[0]
-    body = b""
-    while len(body) < length:
-        body += sock.recv(length - len(body))
-    return json.loads(body)
+from service import Service, read_reply, value
 
 
 def test_1_max_connections():
@@ -61,7 +46,7 @@ def test_1_max_connections():
             assert client.ping()
         with socket.socket(socket.AF_UNIX) as extra:
             extra.connect(service.socket)
-            refusal = read_frame(extra)
+            refusal = read_reply(extra)
             assert refusal is not None and refusal["status"] == "error" and "too many connections" in refusal["error"]
             assert extra.recv(1) == b""  # closed after the refusal
         clients[0].close()
@@ -190,15 +175,9 @@ def exchange(path: str, body: bytes) -> dict:
         sock.connect(path)
         sock.settimeout(120)
         sock.sendall(struct.pack(">I", len(body)) + body)
-        head = sock.recv(4, socket.MSG_WAITALL)
-        reply = bytearray(struct.unpack(">I", head)[0])
-        view = memoryview(reply)
-        have = 0
-        while have < len(reply):
-            received = sock.recv_into(view[have:])
-            assert received, "closed mid-reply"
-            have += received
-    return json.loads(reply)
+        reply = read_reply(sock)
+    assert reply is not None, "closed before the reply"
+    return reply
 
 
 def test_8_ten_million_element_arrays():

@@ -28,8 +28,7 @@ import orjson
 from mojo_pool import indicators
 from mojo_pool.arena import MIN_SHARED
 from mojo_pool.client import Client, encode_request
-from mojo_pool.protocol import decode
-from service import Service, value
+from service import Service, read_reply, value
 
 POINTS = 300_000  # a 2.4 MB frame each way
 RING = 8 * 1024 * 1024  # three such frames
@@ -141,18 +140,6 @@ def test_6_rings_off_large_requests_through_the_sockets():
         samples = service.samples()
         assert large(samples, "request", "socket") == 1 and large(samples, "reply", "socket") == 1
         assert large(samples, "request", "shared") == 0
-
-
-def read_reply(sock: socket.socket) -> dict:
-    def exactly(count: int) -> bytes:
-        data = b""
-        while len(data) < count:
-            chunk = sock.recv(count - len(data))
-            assert chunk, "connection closed"
-            data += chunk
-        return data
-
-    return decode(exactly(int.from_bytes(exactly(4), "big")))
 
 
 def test_7_every_cut_of_a_large_frame_reaches_the_ring():
