@@ -37,7 +37,7 @@ MA_KAMA = 6
 MA_MAMA = 7
 MA_T3 = 8
 
-# Outputs per block of variance_window (two buffers of this many floats stay in L1).
+# Outputs per block of variance_window (its three buffers of this many floats stay in L1).
 VARIANCE_BLOCK = 256
 # Outputs per block of BBANDS' deviations.
 DEVIATION_BLOCK = 1024
@@ -595,9 +595,9 @@ def bbands(real, timeperiod, nbdevup, nbdevdn, matype, upper, middle, lower):
     """Bollinger bands around MA(matype) with the population standard deviation.
 
     The deviation is taken about the window mean (not the MA of another
-    type), from ``variance_window``'s cancellation-free running sums. Lookback
-    is the MA's. The variances go into ``upper`` first; a block at a time
-    they become deviations (``deviations_into``) and then both bands.
+    type), from ``variance_window``'s running sums. Lookback is the MA's. The
+    variances go into ``upper`` first; a block at a time they become
+    deviations (``deviations_into``) and then both bands.
     """
     n = real.shape[0]
     # The SMA middle band comes out of the variance pass: one pass less over
@@ -626,7 +626,7 @@ def bbands(real, timeperiod, nbdevup, nbdevdn, matype, upper, middle, lower):
 
 
 def deviations_into(var, dev):
-    """dev[k] = sqrt(var[k]) for each variance of a block; 0 where var <= 0.
+    """dev[k] = sqrt(var[k]) for each variance of a block; exact zeros stay 0.
 
     The square root is the slowest step of BBANDS: this CPU's SIMD sqrt
     takes ~0.8 ns a double (np.sqrt over 100k: 89 us, most of the bands'
@@ -636,7 +636,7 @@ def deviations_into(var, dev):
     twice, to within an ulp or two of the correctly rounded root (measured:
     2.2e-16 relative at most on 10^6 windows; BBANDS 1.3x faster). Variances
     outside float32's comfortable range (below 1e-30, above 1e30, NaN) send
-    the whole block through the exact ``np.sqrt``; exact zeros stay 0.
+    the whole block through the exact ``np.sqrt``, where NaN stays NaN.
     """
     cnt = var.shape[0]
     odd = 0
@@ -652,7 +652,7 @@ def deviations_into(var, dev):
     if odd:
         for k in range(cnt):
             v = var[k]
-            dev[k] = np.sqrt(v) if v > 0.0 else 0.0
+            dev[k] = np.sqrt(v) if v != 0.0 else 0.0
 
 
 def variance_window(x, period, first, out, means, with_means):
@@ -671,15 +671,33 @@ def variance_window(x, period, first, out, means, with_means):
     re-anchored on the window mean, with a fresh two-pass over the window,
     whenever cancellation could still cost digits: the variance fell below
     1e-6 of the mean squared deviation, a far outlier just left the window, or
-    32 windows passed. An exactly flat window therefore gives exactly 0.
+    32 windows passed. A re-anchored variance below 1e-12 of the mean squared
+    deviation is the rounding of the mean, not a spread, and gives 0; an
+    exactly flat window therefore gives exactly 0.
+
+    These are TA-Lib 0.8's rules, and the arithmetic is TA-Lib's to the bit
+    (its VAR, checked on walks moving up to 100% a bar): each sum takes the
+    entering term and then gives back the leaving one, two adds a bar on its
+    chain. Adding their difference instead, one add a bar, made VAR 1.2x and
+    BBANDS 1.1x faster, but drifted from TA-Lib by up to 1e-6 relative once
+    a bar moves 30%, and by whole multiples where a bad tick a thousand
+    times the price leaves the window (the cancellation tests then fire on
+    sums that rounded differently, and re-anchor at other bars).
+    Every product is rounded on its own, as TA-Lib's build rounds it:
+    ``a * b + 0.0``, which GCC may fuse only into an FMA by zero (the same
+    bits), keeps a square from being fused into the add that follows it.
 
     Work goes in blocks of VARIANCE_BLOCK outputs, two passes each: the
-    running sums (a dependency chain, one add per sum per bar) are written to
-    two small buffers, then an elementwise loop, which GCC runs in SIMD lanes,
-    turns them into variances and counts the bars where a cancellation test
-    fires. Only a block with such a bar is scanned for the first one, and the
-    sums restart from a re-anchor there. (One pass with the tests inside the
-    chain loop ran at ~0.8x TA-Lib's speed.)
+    running sums (the chain; the squares beside it cost nothing there) into
+    small buffers, then an elementwise loop, which GCC runs in SIMD lanes,
+    that turns them into variances and counts the bars where a cancellation
+    test fires. Only a block with such a bar is scanned for the first one,
+    and the sums restart from a re-anchor there. Measured against TA-Lib in
+    one process (``kernels.py --only var,stddev,bbands``): the squares in a
+    SIMD pass of their own, VAR 1.08x and BBANDS 1.33-1.40x; beside the
+    chain, 1.12x and 1.45-1.47x; the variances computed in the chain loop
+    too, 0.95x; and BBANDS' roots and bands written per block in this loop,
+    no faster, with GCC needing 4-8 GB of memory to compile it.
     """
     n = x.shape[0]
     if first >= n:
@@ -693,7 +711,7 @@ def variance_window(x, period, first, out, means, with_means):
     for j in range(oldest, first):
         d = x[j] - shift
         s1 += d
-        s2 += d * d
+        s2 += d * d + 0.0
     entering = x[first:]
     leaving = x[first - period + 1:n - period + 1]
     dest = out[first:]
@@ -701,6 +719,7 @@ def variance_window(x, period, first, out, means, with_means):
     m = n - first
     sums1 = np.empty(VARIANCE_BLOCK)
     sums2 = np.empty(VARIANCE_BLOCK)
+    square_out = np.empty(VARIANCE_BLOCK)
     forced = 32 * period - 1
     j = 0
     while j < m:
@@ -711,37 +730,37 @@ def variance_window(x, period, first, out, means, with_means):
         for k in range(count):
             din = ein[k] - shift
             dout = lin[k] - shift
-            sums1[k] = s1 + din
-            sums2[k] = s2 + din * din
-            s1 = s1 + (din - dout)
-            s2 = s2 + (din * din - dout * dout)
+            gone = dout * dout + 0.0
+            square_out[k] = gone
+            full1 = s1 + din
+            full2 = s2 + (din * din + 0.0)
+            sums1[k] = full1
+            sums2[k] = full2
+            s1 = full1 - dout
+            s2 = full2 - gone
         block = dest[j:stop]
         block_means = dest_means[j:stop]
         fired = 0
         for k in range(count):
             mean = sums1[k] * inv
             full2 = sums2[k]
-            var = full2 * inv - mean * mean
+            var = (full2 * inv + 0.0) - (mean * mean + 0.0)
             block[k] = var
             if with_means:
                 block_means[k] = shift + mean + poison
-            dout = lin[k] - shift
-            d2 = dout * dout
+            d2 = square_out[k]
             rest = full2 - d2
             fired += (var < 1e-6 * (rest * inv)) | (d2 > 1e6 * rest)
         at = stop
         state = s1  # the sums at the re-anchor, for the NaN test below
         if fired:
             for k in range(count):
-                mean = sums1[k] * inv
-                full2 = sums2[k]
-                var = full2 * inv - mean * mean
-                dout = lin[k] - shift
-                d2 = dout * dout
-                rest = full2 - d2
+                var = block[k]
+                d2 = square_out[k]
+                rest = sums2[k] - d2
                 if (var < 1e-6 * (rest * inv)) | (d2 > 1e6 * rest):
                     at = j + k
-                    state = sums1[k]
+                    state = var
                     break
         elif stop < forced:
             j = stop
@@ -762,21 +781,15 @@ def variance_window(x, period, first, out, means, with_means):
         for k in range(oldest, i + 1):
             d = x[k] - shift
             s1 += d
-            s2 += d * d
+            s2 += d * d + 0.0
         mean = s1 * inv
-        dest[at] = s2 * inv - mean * mean
+        spread = s2 * inv
+        var = (spread + 0.0) - (mean * mean + 0.0)
+        dest[at] = 0.0 if var < 1e-12 * spread else var
         if with_means:
             dest_means[at] = shift + mean + poison
         d = x[oldest] - shift
         s1 -= d
-        s2 -= d * d
+        s2 -= d * d + 0.0
         forced = at + 32 * period
         j = at + 1
-
-
-def stddev_window(x, period, first, out):
-    """sqrt of variance_window; non-positive variances give exactly 0."""
-    variance_window(x, period, first, out, out, False)
-    for i in range(first, x.shape[0]):
-        v = out[i]
-        out[i] = np.sqrt(v) if v > 0.0 else 0.0

@@ -137,20 +137,16 @@ def linreg_slope_window(x, period, out):
 def stddev(real, timeperiod, nbdev, out):
     """Population standard deviation of the window times ``nbdev``; lookback timeperiod - 1.
 
-    A non-positive variance gives exactly 0 (the current TA-Lib has no
-    absolute 1e-14 floor any more, older releases had); NaN stays NaN; a
-    negative ``nbdev`` flips the sign.
+    The square root is taken unconditionally, as TA-Lib 0.8 takes it: the
+    variance is never negative, exactly 0 on a flat window, and NaN stays
+    NaN (older TA-Lib releases zeroed variances under 1e-14). A negative
+    ``nbdev`` flips the sign.
     """
-    n = real.shape[0]
     first = timeperiod - 1
     fill_nan(out, first)
     variance_window(real, timeperiod, first, out, out, False)
-    for i in range(first, n):
-        v = out[i]
-        if v <= 0.0:
-            out[i] = 0.0
-        else:
-            out[i] = np.sqrt(v) * nbdev
+    for i in range(first, real.shape[0]):
+        out[i] = np.sqrt(out[i]) * nbdev
 
 
 #pythran export var(float64[:], int, float, float64[:])

@@ -80,3 +80,23 @@ def with_nan(b: Bars, leading: int = 0, interior: int | None = None) -> Bars:
         return values
 
     return Bars(*(poke(getattr(b, f), f) for f in ("open", "high", "low", "close", "volume")))
+
+
+def with_bad_ticks(b: Bars, seed: int, count: int = 4) -> Bars:
+    """The same bars with ``count`` bad prints: at a few bars every price is
+    10^-6 .. 10^6 times what it was (a fat finger, a feed that dropped the
+    decimal point), volume untouched. A window that holds one sums numbers
+    far apart in size, and when it leaves, what stays is dwarfed by the
+    rounding it left behind."""
+    rng = np.random.default_rng(seed + 5_000_011)
+    n = len(b.close)
+    at = rng.integers(0, n, count) if n else np.zeros(0, dtype=int)
+    factor = 10.0 ** rng.integers(-6, 7, len(at)).astype(float)
+
+    def poke(values: np.ndarray) -> np.ndarray:
+        values = values.copy()
+        values[at] *= factor
+        return values
+
+    return Bars(poke(b.open), poke(b.high), poke(b.low), poke(b.close), b.volume)
+
