@@ -10,8 +10,9 @@ Scenarios, each over every indicator that TA-Lib has:
 3. lengths 0, 1, lookback - 1, lookback, lookback + 1, lookback + 2 and 10^5;
 4. leading NaN rows (skipped as TA-Lib's wrapper skips them) and an interior
    NaN (which poisons what follows exactly as it does in TA-Lib); for
-   BBANDS a NaN at many places of a long series (4b), and for MIDPOINT at
-   each place of a block, several periods (4c);
+   BBANDS a NaN at many places of a long series (4b), for MIDPOINT at
+   each place of a block, several periods (4c), and for ULTOSC every 7 bars
+   through flat stretches (4d);
 5. a parameter just outside its range is refused by both, with a ValueError
    naming the parameter from us;
 6. volatile walks (10% and 30% a bar, levels 1e-6, 1 and 1e6), where
@@ -162,6 +163,21 @@ def test_4c_midpoint_interior_nan_anywhere(timeperiod: int) -> None:
     for interior in (1, timeperiod - 1, timeperiod, timeperiod + 1, 2 * timeperiod - 1, 1_000, 1_999):
         check(indicator, with_nan(b, leading=0, interior=interior), {"timeperiod": timeperiod}, 100.0,
               f"NaN at {interior}")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_4d_ultosc_interior_nan_around_flat_stretches(seed: int) -> None:
+    """ULTOSC restarts a window's sums once it holds only bars that add
+    nothing, which drops a NaN carried since an earlier bar. A NaN close in
+    a flat stretch adds a NaN pressure to a true range of 0: it counts as a
+    bar that adds something, so TA-Lib drops it a window later than a count
+    of true ranges alone would (which put NaN at other bars in 35 of 1,600
+    such series). A NaN every 7 bars, one at a time, through series with
+    flat stretches (bars(600, 0) is flat at 200-229)."""
+    indicator = REGISTRY["ultosc"]
+    b = bars(600, seed=seed)
+    for interior in range(30, 600, 7):
+        check(indicator, with_nan(b, leading=0, interior=interior), {}, 100.0, f"NaN at {interior}")
 
 
 @pytest.mark.parametrize("name", WITH_TALIB)
