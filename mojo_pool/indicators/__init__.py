@@ -51,19 +51,23 @@ def _make_function(indicator: Indicator) -> Callable[..., Any]:
         tests += [f"type({name}) is _ndarray", f"{name}.dtype is _float64", f"{name}.ndim == 1",
                   f"{name}.flags.c_contiguous"]
         if name != first:
-            tests.append(f"{name}.shape[0] == {first}.shape[0]")
+            tests.append(f"len({name}) == len({first})")
     for index, param in enumerate(indicator.params):
         tests.append(f"type({param.name}) is _kinds[{index}]")
         tests.append(f"{param.name} in _choices[{index}]" if param.choices is not None
                      else f"{param.minimum!r} <= {param.name} <= {param.maximum!r}")
-    defined = " and ".join(f"{name}.item(0) == {name}.item(0)" for name in inputs)  # x == x: not NaN
+    # The first values' sum is NaN when one of them is (x == x: not NaN); one
+    # test for all inputs, each first value read once (AD: 1.43 -> ~1.2 us).
+    defined = f"(_first := {' + '.join(f'{name}.item(0)' for name in inputs)}) == _first"
+    # Without parameters the lookback is a constant, written in (a call costs ~85 ns).
+    lookback = repr(indicator.lookback()) if not names else f"_lookback({', '.join(names)})"
     outputs = [f"_out{k}" for k in range(len(indicator.outputs))]
     result = outputs[0] if len(outputs) == 1 else f"({', '.join(outputs)})"
     source = (
         f"def {indicator.name}({arguments}):\n"
         f"    if {' and '.join(tests)}:\n"
         f"        n = {first}.shape[0]\n"
-        f"        if n > _lookback({', '.join(names)}) and {defined}:\n"
+        f"        if n > {lookback} and {defined}:\n"
         f"            kernel = _kernels.get((_name, _api._backend)) or _api.kernel_for(_indicator, _api.backend())\n"
         + "".join(f"            {out} = _empty(n)\n" for out in outputs) +
         f"            kernel({', '.join(inputs + names + outputs)})\n"
