@@ -99,4 +99,3 @@ def with_bad_ticks(b: Bars, seed: int, count: int = 4) -> Bars:
         return values
 
     return Bars(poke(b.open), poke(b.high), poke(b.low), poke(b.close), b.volume)
-
