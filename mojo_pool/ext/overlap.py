@@ -749,7 +749,9 @@ def variance_window(x, period, first, out, means, with_means):
             rest = full2 - d2
             fired += (var < 1e-6 * (rest * inv)) | (d2 > 1e6 * rest)
         at = stop
-        state = s1  # NaN if the sums at the re-anchor are (a sum, or the variance where a test fired): the NaN test below
+        # NaN if the sums at the re-anchor are (for the NaN test below): a sum,
+        # or the variance where a cancellation test fired.
+        state = s1
         if fired:
             for k in range(count):
                 var = block[k]
